@@ -1,0 +1,12 @@
+//! Pure segmentation algorithms of rfm_segmentation: quantile thresholds, scores, segment
+//! schemes and ABC tiers. Nothing here depends on PostgreSQL; the extension crate validates
+//! SQL arguments, converts values and maps [`error::RfmError`] to SQLSTATEs.
+
+pub mod abc;
+pub mod codec;
+pub mod error;
+pub mod quantile;
+pub mod scheme;
+pub mod score;
+
+pub use error::{ErrorKind, Result, RfmError};

@@ -1,0 +1,206 @@
+//! Exact linear-interpolation quantiles (PostgreSQL `percentile_cont`, numpy's default,
+//! R type 7) computed by selection instead of a full sort.
+//!
+//! For `n` buckets over `N` values the thresholds are `t_k = Q(k/n)`, `k = 1..n-1`, where
+//! `Q(p)` interpolates between the order statistics `floor(p(N-1))` and `ceil(p(N-1))`
+//! (0-based) exactly as PostgreSQL does, so the results are bit-for-bit the same numbers.
+
+use crate::error::{check_finite, Result, RfmError};
+
+/// Smallest and largest allowed bucket counts.
+pub const MIN_BUCKETS: i32 = 2;
+pub const MAX_BUCKETS: i32 = 100;
+/// The default bucket count (quintiles).
+pub const DEFAULT_BUCKETS: i32 = 5;
+
+/// Validates a bucket count (2..=100), naming the bad value.
+pub fn check_buckets(buckets: i32) -> Result<usize> {
+    if (MIN_BUCKETS..=MAX_BUCKETS).contains(&buckets) {
+        Ok(buckets as usize)
+    } else {
+        Err(RfmError::invalid(format!(
+            "buckets must be between {MIN_BUCKETS} and {MAX_BUCKETS}, got {buckets}"
+        )))
+    }
+}
+
+/// Where `Q(p)` reads from a sorted array of `count` values: the two 0-based order
+/// statistics and the interpolation weight, computed with PostgreSQL's float operations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantilePosition {
+    pub lo: usize,
+    pub hi: usize,
+    pub weight: f64,
+}
+
+/// The position of quantile `p` (0..=1) among `count >= 1` values.
+pub fn position(p: f64, count: usize) -> QuantilePosition {
+    let x = p * (count as f64 - 1.0);
+    let lo = x.floor();
+    let hi = x.ceil();
+    QuantilePosition {
+        lo: lo as usize,
+        hi: (hi as usize).min(count - 1),
+        weight: x - lo,
+    }
+}
+
+/// PostgreSQL's `float8_lerp`: `lo + weight * (hi - lo)`, and exactly `lo` when the two
+/// order statistics coincide.
+pub fn lerp(lo: f64, hi: f64, weight: f64) -> f64 {
+    if weight == 0.0 {
+        lo
+    } else {
+        lo + weight * (hi - lo)
+    }
+}
+
+/// Rearranges `values` so that every index in `wanted` (sorted, unique, in range) holds the
+/// value it would hold after sorting. Average `O(N log k)` for `k` wanted indices.
+pub fn select_many(values: &mut [f64], wanted: &[usize]) {
+    if wanted.is_empty() || values.is_empty() {
+        return;
+    }
+    let mid = wanted.len() / 2;
+    let k = wanted[mid];
+    let (left, _, right) = values.select_nth_unstable_by(k, f64::total_cmp);
+    select_many(left, &wanted[..mid]);
+    let shifted: Vec<usize> = wanted[mid + 1..].iter().map(|&i| i - k - 1).collect();
+    select_many(right, &shifted);
+}
+
+/// The `buckets - 1` thresholds of `values` (reordered in place). `None` when there are no
+/// values. Values must already be finite (see [`normalize`]).
+pub fn thresholds(values: &mut [f64], buckets: usize) -> Option<Vec<f64>> {
+    if values.is_empty() {
+        return None;
+    }
+    let count = values.len();
+    let positions: Vec<QuantilePosition> = (1..buckets)
+        .map(|k| position(k as f64 / buckets as f64, count))
+        .collect();
+    let mut wanted: Vec<usize> = positions.iter().flat_map(|p| [p.lo, p.hi]).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    select_many(values, &wanted);
+    Some(
+        positions
+            .iter()
+            .map(|p| lerp(values[p.lo], values[p.hi], p.weight))
+            .collect(),
+    )
+}
+
+/// Checks that a value may enter a quantile computation and folds `-0` into `0` (PostgreSQL
+/// compares them as equal; folding keeps selection deterministic).
+pub fn normalize(what: &str, value: f64) -> Result<f64> {
+    Ok(check_finite(what, value)? + 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The textbook definition on a fully sorted copy, as PostgreSQL computes it.
+    fn reference(values: &[f64], buckets: usize) -> Option<Vec<f64>> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Some(
+            (1..buckets)
+                .map(|k| {
+                    let p = k as f64 / buckets as f64;
+                    let x = p * (sorted.len() as f64 - 1.0);
+                    let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+                    if hi > lo {
+                        sorted[lo] + (x - lo as f64) * (sorted[hi] - sorted[lo])
+                    } else {
+                        sorted[lo]
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn quintiles_of_one_to_ten() {
+        let mut v: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        // percentile_cont(ARRAY[0.2,0.4,0.6,0.8]) over 1..10 = {2.8,4.6,6.4,8.2}
+        let t = thresholds(&mut v, 5).unwrap();
+        let expected = [2.8, 4.6, 6.4, 8.2];
+        for (a, b) in t.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-12, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn one_value_gives_that_value_everywhere() {
+        assert_eq!(thresholds(&mut [7.0], 4), Some(vec![7.0, 7.0, 7.0]));
+    }
+
+    #[test]
+    fn no_values_gives_none() {
+        assert_eq!(thresholds(&mut [], 5), None);
+    }
+
+    #[test]
+    fn bucket_bounds() {
+        assert_eq!(check_buckets(2), Ok(2));
+        assert_eq!(check_buckets(100), Ok(100));
+        let e = check_buckets(1).unwrap_err();
+        assert_eq!(e.kind.sqlstate(), "22023");
+        assert_eq!(e.message, "buckets must be between 2 and 100, got 1");
+        assert!(check_buckets(101).is_err());
+    }
+
+    #[test]
+    fn negative_zero_is_folded() {
+        assert_eq!(
+            normalize("value", -0.0).unwrap().to_bits(),
+            0.0f64.to_bits()
+        );
+        assert!(normalize("value", f64::NAN).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn matches_sorting_reference(
+            values in proptest::collection::vec(-1.0e6f64..1.0e6, 0..400),
+            buckets in 2usize..=100,
+        ) {
+            let mut work = values.clone();
+            prop_assert_eq!(thresholds(&mut work, buckets), reference(&values, buckets));
+        }
+
+        #[test]
+        fn matches_reference_on_heavy_ties(
+            values in proptest::collection::vec(0u8..4, 1..300),
+            buckets in 2usize..=10,
+        ) {
+            let values: Vec<f64> = values.into_iter().map(f64::from).collect();
+            let mut work = values.clone();
+            prop_assert_eq!(thresholds(&mut work, buckets), reference(&values, buckets));
+        }
+
+        #[test]
+        fn select_many_places_order_statistics(
+            values in proptest::collection::vec(-100i32..100, 1..200),
+            picks in proptest::collection::vec(0usize..1000, 0..20),
+        ) {
+            let values: Vec<f64> = values.into_iter().map(f64::from).collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mut wanted: Vec<usize> = picks.into_iter().map(|p| p % values.len()).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let mut work = values.clone();
+            select_many(&mut work, &wanted);
+            for &i in &wanted {
+                prop_assert_eq!(work[i], sorted[i]);
+            }
+        }
+    }
+}

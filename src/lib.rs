@@ -1,0 +1,31 @@
+//! rfm_segmentation: RFM scoring, quantile thresholds, named segments and ABC tiers inside
+//! PostgreSQL. This crate is the SQL layer; the algorithms live in `rfm_core`.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+mod aggregates;
+mod errors;
+mod primitives;
+
+extension_sql_file!(
+    "../sql/schemes.sql",
+    name = "schemes_view",
+    requires = [primitives::builtin_scheme_segments]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
