@@ -17,7 +17,9 @@ extension_sql_file!(
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
-mod tests;
+mod tests {
+    include!("pg_tests.rs");
+}
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

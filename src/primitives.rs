@@ -8,7 +8,7 @@ use rfm_core::{abc, scheme, score as core_score};
 
 /// Score of `value` against ascending `thresholds` (n = thresholds + 1 buckets).
 #[pg_extern(immutable, parallel_safe)]
-fn score(
+pub(crate) fn score(
     value: f64,
     thresholds: Vec<Option<f64>>,
     higher_is_better: default!(bool, true),
@@ -25,7 +25,12 @@ fn fm_score(f: i32, m: i32) -> i32 {
 
 /// Segment name of scores (r, f, m) in a built-in scheme.
 #[pg_extern(immutable, parallel_safe)]
-fn segment(r: i32, f: i32, m: i32, scheme: default!(&str, "'standard'")) -> &'static str {
+pub(crate) fn segment(
+    r: i32,
+    f: i32,
+    m: i32,
+    scheme: default!(&str, "'standard'"),
+) -> &'static str {
     scheme::segment(r, f, m, scheme).or_raise()
 }
 
@@ -40,6 +45,8 @@ fn abc_tier(
 }
 
 /// Every segment of every built-in scheme; read it through the `rfm.schemes` view.
+// pgrx reads the column names from the `name!` types, so they must stay in the signature.
+#[allow(clippy::type_complexity)]
 #[pg_extern(immutable, parallel_safe)]
 fn builtin_scheme_segments() -> TableIterator<
     'static,

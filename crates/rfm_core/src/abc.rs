@@ -92,7 +92,10 @@ pub fn assign_sorted(sorted_desc: &[f64], shares: &[f64]) -> Vec<usize> {
         };
         tiers.extend(std::iter::repeat_n(tier, j - i));
         if v > 0.0 {
-            ahead += v * (j - i) as f64;
+            // one addition per customer, in rank order, as a running SQL sum would do
+            for _ in i..j {
+                ahead += v;
+            }
         }
         i = j;
     }
