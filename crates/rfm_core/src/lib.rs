@@ -3,8 +3,10 @@
 //! SQL arguments, converts values and maps [`error::RfmError`] to SQLSTATEs.
 
 pub mod abc;
+pub mod analysis;
 pub mod codec;
 pub mod error;
+pub mod numeric;
 pub mod quantile;
 pub mod scheme;
 pub mod score;

@@ -342,6 +342,12 @@ pub fn builtin(name: &str) -> Result<&'static Scheme> {
     })
 }
 
+impl PartialEq for Scheme {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
 impl Scheme {
     /// The segment of scores already known to be 1..=5.
     pub fn classify(&self, r: i32, f: i32, m: i32) -> &'static str {

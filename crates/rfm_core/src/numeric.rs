@@ -1,0 +1,239 @@
+//! Exact decimal amounts. PostgreSQL `numeric` values are decoded straight from their
+//! on-disk bytes (base-10000 digits) into an integer number of units at their display
+//! scale, and totals are kept as integers, so they equal `SUM(amount)` to the last digit.
+
+use crate::error::{ErrorKind, Result, RfmError};
+
+/// A decoded numeric: `units / 10^scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal {
+    pub units: i128,
+    pub scale: u32,
+}
+
+/// What a numeric's bytes hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    Value(Decimal),
+    NaN,
+    PosInf,
+    NegInf,
+}
+
+const NUMERIC_SIGN_MASK: u16 = 0xC000;
+const NUMERIC_NEG: u16 = 0x4000;
+const NUMERIC_SHORT: u16 = 0x8000;
+const NUMERIC_SPECIAL: u16 = 0xC000;
+const NUMERIC_EXT_SIGN_MASK: u16 = 0xF000;
+const NUMERIC_NAN: u16 = 0xC000;
+const NUMERIC_PINF: u16 = 0xD000;
+const NUMERIC_NINF: u16 = 0xF000;
+const SHORT_SIGN: u16 = 0x2000;
+const SHORT_DSCALE_MASK: u16 = 0x1F80;
+const SHORT_DSCALE_SHIFT: u16 = 7;
+const SHORT_WEIGHT_SIGN: u16 = 0x0040;
+const SHORT_WEIGHT_MASK: u16 = 0x003F;
+const DSCALE_MASK: u16 = 0x3FFF;
+
+/// Decodes the data bytes of a numeric varlena (after its length header). `None` when the
+/// value does not fit in 128-bit units or the bytes are malformed.
+pub fn decode(data: &[u8]) -> Option<Decoded> {
+    let word = |i: usize| -> Option<u16> {
+        Some(u16::from_ne_bytes([
+            *data.get(2 * i)?,
+            *data.get(2 * i + 1)?,
+        ]))
+    };
+    let header = word(0)?;
+    let (negative, scale, weight, first_digit) = if header & NUMERIC_SIGN_MASK == NUMERIC_SPECIAL {
+        return match header & NUMERIC_EXT_SIGN_MASK {
+            NUMERIC_NAN => Some(Decoded::NaN),
+            NUMERIC_PINF => Some(Decoded::PosInf),
+            NUMERIC_NINF => Some(Decoded::NegInf),
+            _ => None,
+        };
+    } else if header & NUMERIC_SIGN_MASK == NUMERIC_SHORT {
+        let weight = if header & SHORT_WEIGHT_SIGN != 0 {
+            (!SHORT_WEIGHT_MASK | (header & SHORT_WEIGHT_MASK)) as i16 as i32
+        } else {
+            (header & SHORT_WEIGHT_MASK) as i32
+        };
+        (
+            header & SHORT_SIGN != 0,
+            ((header & SHORT_DSCALE_MASK) >> SHORT_DSCALE_SHIFT) as u32,
+            weight,
+            1,
+        )
+    } else {
+        let weight = word(1)? as i16 as i32;
+        (
+            header & NUMERIC_SIGN_MASK == NUMERIC_NEG,
+            (header & DSCALE_MASK) as u32,
+            weight,
+            2,
+        )
+    };
+    if !data.len().is_multiple_of(2) {
+        return None;
+    }
+    let ndigits = data.len() / 2 - first_digit;
+    let mut acc: i128 = 0;
+    for i in 0..ndigits {
+        let d = word(first_digit + i)? as i128;
+        acc = acc.checked_mul(10_000)?.checked_add(d)?;
+    }
+    // acc holds value * 10000^(ndigits - 1 - weight) = value * 10^exp
+    let exp = 4 * (ndigits as i64 - 1 - weight as i64);
+    let units = if ndigits == 0 {
+        0
+    } else if exp <= scale as i64 {
+        acc.checked_mul(pow10(u32::try_from(scale as i64 - exp).ok()?)?)?
+    } else {
+        // digits beyond the display scale are zeros (trailing zeros of the last group)
+        let div = pow10(u32::try_from(exp - scale as i64).ok()?)?;
+        if acc % div != 0 {
+            return None;
+        }
+        acc / div
+    };
+    Some(Decoded::Value(Decimal {
+        units: if negative { -units } else { units },
+        scale,
+    }))
+}
+
+/// `10^n` when it fits.
+pub fn pow10(n: u32) -> Option<i128> {
+    10i128.checked_pow(n)
+}
+
+/// Brings `units` at `from` scale to the larger `to` scale.
+pub fn rescale(units: i128, from: u32, to: u32) -> Option<i128> {
+    units.checked_mul(pow10(to.checked_sub(from)?)?)
+}
+
+/// Formats `units / 10^scale` as a decimal string (`-12.30`).
+pub fn format(units: i128, scale: u32) -> String {
+    let digits = units.unsigned_abs().to_string();
+    let sign = if units < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let scale = scale as usize;
+    let padded = if digits.len() <= scale {
+        format!("{}{}", "0".repeat(scale + 1 - digits.len()), digits)
+    } else {
+        digits
+    };
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+/// The error for amounts whose exact totals would not fit in 128 bits.
+pub fn too_large() -> RfmError {
+    RfmError::new(
+        ErrorKind::OutOfRange,
+        "amount is too large or has too many decimal places for exact totals",
+    )
+    .with_hint("Round the amounts, for example round(amount, 2), or pass them as double precision.")
+}
+
+/// Rejects non-finite numerics, naming the value.
+pub fn check(decoded: Decoded) -> Result<Decimal> {
+    match decoded {
+        Decoded::Value(d) => Ok(d),
+        Decoded::NaN => Err(RfmError::invalid("amount must be a number, got NaN")),
+        Decoded::PosInf => Err(RfmError::out_of_range(
+            "amount must be finite, got Infinity",
+        )),
+        Decoded::NegInf => Err(RfmError::out_of_range(
+            "amount must be finite, got -Infinity",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[u16]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_ne_bytes()).collect()
+    }
+
+    fn short(neg: bool, dscale: u16, weight: i16, digits: &[u16]) -> Vec<u8> {
+        let mut h = NUMERIC_SHORT | (dscale << SHORT_DSCALE_SHIFT);
+        if neg {
+            h |= SHORT_SIGN;
+        }
+        h |= (weight as u16) & (SHORT_WEIGHT_SIGN | SHORT_WEIGHT_MASK);
+        let mut w = vec![h];
+        w.extend_from_slice(digits);
+        words(&w)
+    }
+
+    #[test]
+    fn short_format_values() {
+        // 1234.50 = digits [1234, 5000], weight 0, dscale 2
+        assert_eq!(
+            decode(&short(false, 2, 0, &[1234, 5000])),
+            Some(Decoded::Value(Decimal {
+                units: 123450,
+                scale: 2
+            }))
+        );
+        // -0.05 = digits [500], weight -1, dscale 2
+        assert_eq!(
+            decode(&short(true, 2, -1, &[500])),
+            Some(Decoded::Value(Decimal {
+                units: -5,
+                scale: 2
+            }))
+        );
+        // 10000 = digits [1], weight 1, dscale 0
+        assert_eq!(
+            decode(&short(false, 0, 1, &[1])),
+            Some(Decoded::Value(Decimal {
+                units: 10000,
+                scale: 0
+            }))
+        );
+        // 0.00 has no digits
+        assert_eq!(
+            decode(&short(false, 2, 0, &[])),
+            Some(Decoded::Value(Decimal { units: 0, scale: 2 }))
+        );
+    }
+
+    #[test]
+    fn long_format_and_specials() {
+        // 12.5 in the long format: sign/dscale word, weight word, digits
+        assert_eq!(
+            decode(&words(&[1, 0, 12, 5000])),
+            Some(Decoded::Value(Decimal {
+                units: 125,
+                scale: 1
+            }))
+        );
+        assert_eq!(
+            decode(&words(&[NUMERIC_NEG | 1, 0, 12, 5000])),
+            Some(Decoded::Value(Decimal {
+                units: -125,
+                scale: 1
+            }))
+        );
+        assert_eq!(decode(&words(&[NUMERIC_NAN])), Some(Decoded::NaN));
+        assert_eq!(decode(&words(&[NUMERIC_PINF])), Some(Decoded::PosInf));
+        assert_eq!(decode(&words(&[NUMERIC_NINF])), Some(Decoded::NegInf));
+        assert!(check(Decoded::NaN).is_err());
+        assert_eq!(decode(&[1]), None);
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(format(123450, 2), "1234.50");
+        assert_eq!(format(-5, 2), "-0.05");
+        assert_eq!(format(7, 0), "7");
+        assert_eq!(format(0, 3), "0.000");
+        assert_eq!(rescale(15, 1, 3), Some(1500));
+    }
+}

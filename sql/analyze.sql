@@ -1,0 +1,105 @@
+-- rfm.analyze: the one-pass segmentation aggregate and its accessors.
+
+-- The result of rfm.analyze: an opaque, versioned binary value. Pass it to rfm.customers,
+-- rfm.summary, rfm.thresholds, rfm.grid or rfm.overview.
+CREATE DOMAIN analysis AS bytea;
+COMMENT ON DOMAIN analysis IS
+    'Result of rfm.analyze (opaque, versioned); read it with rfm.customers, rfm.summary, rfm.thresholds, rfm.grid and rfm.overview';
+
+CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric, jsonb) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, double precision) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, double precision, jsonb) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_sfunc(internal, text, timestamptz, numeric) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_sfunc(internal, text, timestamptz, numeric, jsonb) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_sfunc(internal, text, timestamptz, double precision) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_sfunc(internal, text, timestamptz, double precision, jsonb) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
+CREATE FUNCTION analyze_combine(internal, internal) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_combine_wrapper';
+CREATE FUNCTION analyze_serialize(internal) RETURNS bytea
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_serialize_wrapper';
+CREATE FUNCTION analyze_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_deserialize_wrapper';
+CREATE FUNCTION analyze_final(internal) RETURNS analysis
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_final_wrapper';
+
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount numeric) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount numeric, options jsonb) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount double precision) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount double precision, options jsonb) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount numeric) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount numeric, options jsonb) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount double precision) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount double precision, options jsonb) (
+    SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
+    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE "analyze"(bigint, timestamptz, numeric, jsonb) IS
+    'One-pass RFM segmentation of transaction rows (customer, ordered_at, amount); options: as_of, period, buckets, scheme, method, thresholds, abc_shares, abc_names';
+
+CREATE FUNCTION customers(analysis analysis) RETURNS TABLE (
+    customer_key text, recency_days integer, frequency bigint, monetary numeric,
+    r integer, f integer, m integer, fm integer, rfm_code text, segment text, abc_tier text)
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'customers_wrapper';
+COMMENT ON FUNCTION customers(analysis) IS 'One row per active customer: metrics, scores, segment and ABC tier';
+
+CREATE FUNCTION summary(analysis analysis) RETURNS TABLE (
+    segment text, customers bigint, pct_customers double precision, revenue numeric,
+    pct_revenue double precision, avg_revenue numeric, avg_frequency double precision,
+    avg_recency_days double precision, avg_monetary double precision)
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'summary_wrapper';
+COMMENT ON FUNCTION summary(analysis) IS 'One row per segment of the scheme (empty ones included)';
+
+CREATE FUNCTION thresholds(analysis analysis) RETURNS TABLE (
+    metric text, score integer, lower_bound double precision, upper_bound double precision,
+    customers bigint)
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'thresholds_wrapper';
+COMMENT ON FUNCTION thresholds(analysis) IS 'The value range of each score of each metric (segmentation setup)';
+
+CREATE FUNCTION grid(analysis analysis) RETURNS TABLE (
+    r integer, fm integer, segment text, customers bigint, revenue numeric)
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'grid_wrapper';
+COMMENT ON FUNCTION grid(analysis) IS 'One row per R x FM cell with its segment, customers and revenue';
+
+CREATE FUNCTION overview(analysis analysis) RETURNS TABLE (
+    as_of timestamptz, period interval, active_customers bigint, excluded_customers bigint,
+    total_revenue numeric, transactions bigint)
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'overview_wrapper';
+COMMENT ON FUNCTION overview(analysis) IS 'Headline figures: as_of, period, active and excluded customers, revenue, transactions';

@@ -1,0 +1,658 @@
+//! `rfm.analyze` (one-pass aggregate) and its accessors. The transition function reads its
+//! arguments straight from `fcinfo` so that one C function serves every signature
+//! (bigint/text keys × numeric/double precision amounts, with or without options) and a
+//! row costs a hash lookup, not a conversion.
+
+use crate::errors::{raise, OrRaise};
+use pgrx::prelude::*;
+use pgrx::{direct_function_call, AnyNumeric, Internal, IntoDatum, JsonB, PgMemoryContexts};
+use rfm_core::analysis::{self, Analysis, Config, Days, Key, Method, Money, State};
+use rfm_core::{abc, numeric, quantile, scheme, ErrorKind, RfmError};
+use serde_json::Value;
+
+const OPTION_KEYS: [&str; 8] = [
+    "as_of",
+    "period",
+    "buckets",
+    "scheme",
+    "method",
+    "thresholds",
+    "abc_shares",
+    "abc_names",
+];
+
+/// The state plus what the transition function remembers about its arguments.
+pub struct AnalyzeState {
+    state: State,
+    options_ptr: usize,
+    options_bytes: Vec<u8>,
+}
+
+fn option_error(key: &str, what: &str) -> RfmError {
+    RfmError::invalid(format!("option \"{key}\" {what}"))
+}
+
+fn parse_f64_array(key: &str, v: &Value) -> Result<Vec<f64>, RfmError> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| option_error(key, "must be an array of numbers"))?;
+    arr.iter()
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| option_error(key, &format!("must be an array of numbers, got {x}")))
+        })
+        .collect()
+}
+
+/// Resolves the options of one aggregate call (once per aggregate, not per row).
+fn parse_options(options: Option<Value>) -> Config {
+    let options = options.unwrap_or(Value::Object(Default::default()));
+    let obj = match options.as_object() {
+        Some(o) => o,
+        None => raise(RfmError::invalid(format!(
+            "options must be a JSON object, got {options}"
+        ))),
+    };
+    for k in obj.keys() {
+        if !OPTION_KEYS.contains(&k.as_str()) {
+            raise(
+                RfmError::invalid(format!("unknown option \"{k}\""))
+                    .with_hint(format!("Valid options are: {}.", OPTION_KEYS.join(", "))),
+            );
+        }
+    }
+    let text_opt = |key: &str| -> Option<String> {
+        match obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => raise(option_error(key, &format!("must be a string, got {other}"))),
+        }
+    };
+    let as_of = match text_opt("as_of") {
+        Some(s) => s.parse::<TimestampWithTimeZone>().unwrap_or_else(|_| {
+            raise(option_error(
+                "as_of",
+                &format!("is not a timestamp: \"{s}\""),
+            ))
+        }),
+        None => unsafe {
+            TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp())
+                .unwrap_or_else(|_| raise(option_error("as_of", "is out of range")))
+        },
+    };
+    let as_of_raw: i64 = as_of.into_inner();
+    if as_of.is_infinity() || as_of.is_neg_infinity() {
+        raise(RfmError::out_of_range("option \"as_of\" must be finite"));
+    }
+    let period_text = text_opt("period").unwrap_or_else(|| "12 months".to_string());
+    let period = period_text.parse::<Interval>().unwrap_or_else(|_| {
+        raise(option_error(
+            "period",
+            &format!("is not an interval: \"{period_text}\""),
+        ))
+    });
+    let start: TimestampWithTimeZone = unsafe {
+        direct_function_call(
+            pg_sys::timestamptz_mi_interval,
+            &[as_of.into_datum(), period.into_datum()],
+        )
+    }
+    .unwrap_or_else(|| raise(option_error("period", "is out of range")));
+    let window_start: i64 = start.into_inner();
+    if window_start >= as_of_raw {
+        raise(option_error(
+            "period",
+            &format!("must be positive, got \"{period_text}\""),
+        ));
+    }
+    let buckets = match obj.get("buckets") {
+        None | Some(Value::Null) => quantile::DEFAULT_BUCKETS as usize,
+        Some(v) => match v.as_i64() {
+            Some(b) => quantile::check_buckets(i32::try_from(b).unwrap_or(i32::MAX)).or_raise(),
+            None => raise(option_error(
+                "buckets",
+                &format!("must be an integer, got {v}"),
+            )),
+        },
+    };
+    let scheme = match obj.get("scheme") {
+        None => Some(scheme::builtin("standard").or_raise()),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(scheme::builtin(s).or_raise()),
+        Some(other) => raise(option_error(
+            "scheme",
+            &format!("must be a string or null, got {other}"),
+        )),
+    };
+    let method = match text_opt("method").as_deref() {
+        None | Some("quantile") => Method::Quantile,
+        Some("ntile") => Method::Ntile,
+        Some("fixed") => Method::Fixed,
+        Some(other) => raise(option_error(
+            "method",
+            &format!("must be quantile, ntile or fixed, got \"{other}\""),
+        )),
+    };
+    let fixed = match obj.get("thresholds") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(t)) => {
+            for k in t.keys() {
+                if !analysis::METRICS.contains(&k.as_str()) {
+                    raise(option_error(
+                        "thresholds",
+                        &format!(
+                            "has an unknown metric \"{k}\" (use recency, frequency, monetary)"
+                        ),
+                    ));
+                }
+            }
+            let get = |m: &str| -> Vec<f64> {
+                let key = format!("thresholds.{m}");
+                match t.get(m) {
+                    Some(v) => parse_f64_array(&key, v).or_raise(),
+                    None => raise(option_error(&key, "is missing")),
+                }
+            };
+            Some([get("recency"), get("frequency"), get("monetary")])
+        }
+        Some(other) => raise(option_error(
+            "thresholds",
+            &format!("must be an object, got {other}"),
+        )),
+    };
+    let abc_shares = match obj.get("abc_shares") {
+        None | Some(Value::Null) => abc::DEFAULT_SHARES.to_vec(),
+        Some(v) => {
+            let shares: Vec<Option<f64>> = parse_f64_array("abc_shares", v)
+                .or_raise()
+                .into_iter()
+                .map(Some)
+                .collect();
+            abc::check_shares(&shares)
+                .map_err(|e| RfmError::new(e.kind, format!("abc_shares: {}", e.message)))
+                .or_raise()
+        }
+    };
+    let abc_names = match obj.get("abc_names") {
+        None | Some(Value::Null) => (0..abc_shares.len())
+            .map(|i| {
+                if i < 26 {
+                    ((b'A' + i as u8) as char).to_string()
+                } else {
+                    format!("T{}", i + 1)
+                }
+            })
+            .collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => s.clone(),
+                other => raise(option_error(
+                    "abc_names",
+                    &format!("must be an array of strings, got {other}"),
+                )),
+            })
+            .collect(),
+        Some(other) => raise(option_error(
+            "abc_names",
+            &format!("must be an array of strings, got {other}"),
+        )),
+    };
+    let config = Config {
+        as_of: as_of_raw,
+        window_start,
+        period: period_text,
+        buckets,
+        scheme,
+        method,
+        fixed,
+        abc_shares,
+        abc_names,
+    };
+    config.validate().or_raise();
+    config
+}
+
+unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    let mut ctx = std::ptr::null_mut();
+    if pg_sys::AggCheckCallContext(fcinfo, &mut ctx) == 0 || ctx.is_null() {
+        raise(RfmError::invalid(
+            "this support function may only be called as part of an aggregate",
+        ));
+    }
+    ctx
+}
+
+unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::Datum> {
+    if i >= (*fcinfo).nargs as usize || pgrx::fcinfo::pg_arg_is_null(fcinfo, i) {
+        None
+    } else {
+        Some(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i))
+    }
+}
+
+/// The bytes of a varlena datum (detoasted when needed; packed headers are fine).
+unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+    pgrx::varlena::varlena_to_byte_slice(p)
+}
+
+/// How many customers one analysis may hold before its value would not fit in 1 GB.
+const MAX_CUSTOMERS: usize = 20_000_000;
+
+/// The transition function of every `rfm.analyze` signature.
+#[pg_extern(sql = false)]
+fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    unsafe {
+        let mut state = Internal::from(arg(fcinfo, 0));
+        if !state.initialized() {
+            let flinfo = (*fcinfo).flinfo;
+            let key_type = pg_sys::get_fn_expr_argtype(flinfo, 1);
+            let amount_type = pg_sys::get_fn_expr_argtype(flinfo, 3);
+            let options = arg(fcinfo, 4);
+            let json = options.map(|d| {
+                JsonB::from_datum(d, false)
+                    .map(|j| j.0)
+                    .unwrap_or(Value::Null)
+            });
+            let config = parse_options(json);
+            let s = AnalyzeState {
+                state: State::new(
+                    config,
+                    key_type == pg_sys::TEXTOID,
+                    amount_type == pg_sys::NUMERICOID,
+                ),
+                options_ptr: options.map(|d| d.value()).unwrap_or(0),
+                options_bytes: options
+                    .map(|d| varlena_bytes(d).to_vec())
+                    .unwrap_or_default(),
+            };
+            let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
+            state = Internal::from(Some(pg_sys::Datum::from(ptr)));
+        }
+        let s = state.get_mut::<AnalyzeState>().expect("initialized");
+        // options must not change from row to row
+        if let Some(d) = arg(fcinfo, 4) {
+            if d.value() != s.options_ptr && varlena_bytes(d) != s.options_bytes.as_slice() {
+                raise(RfmError::invalid("options must be the same for every row"));
+            }
+        }
+        let (Some(key), Some(ts), Some(amount)) = (arg(fcinfo, 1), arg(fcinfo, 2), arg(fcinfo, 3))
+        else {
+            return state;
+        };
+        let ts = ts.value() as i64;
+        let key = if s.state_text_keys() {
+            Key::Text(varlena_bytes(key))
+        } else {
+            Key::Int(key.value() as i64)
+        };
+        let result = if s.state_exact() {
+            let bytes = varlena_bytes(amount);
+            let decoded = numeric::decode(bytes)
+                .ok_or_else(numeric::too_large)
+                .or_raise();
+            s.state
+                .add_exact(key, ts, numeric::check(decoded).or_raise())
+        } else {
+            let v = f64::from_bits(amount.value() as u64);
+            rfm_core::error::check_finite("amount", v).and_then(|v| s.state.add_float(key, ts, v))
+        };
+        result.or_raise();
+        if s.state.len() > MAX_CUSTOMERS {
+            raise(too_many(s.state.len()));
+        }
+        state
+    }
+}
+
+impl AnalyzeState {
+    fn state_text_keys(&self) -> bool {
+        self.state.text_keys()
+    }
+
+    fn state_exact(&self) -> bool {
+        self.state.exact()
+    }
+}
+
+fn too_many(n: usize) -> RfmError {
+    RfmError::new(
+        ErrorKind::ProgramLimit,
+        format!("rfm.analyze saw {n} customers; an analysis holds at most {MAX_CUSTOMERS} customers in one value (1 GB)"),
+    )
+    .with_hint("Filter the rows with WHERE, or partition the work, for example GROUP BY region.")
+}
+
+#[pg_extern(sql = false)]
+fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    unsafe {
+        let a = Internal::from(arg(fcinfo, 0));
+        let mut b = Internal::from(arg(fcinfo, 1));
+        let Some(other) = b.get_mut::<AnalyzeState>() else {
+            return a;
+        };
+        let empty = State::new(other.state.config.clone(), false, false);
+        let other_state = std::mem::replace(&mut other.state, empty);
+        let mut a = a;
+        match a.get_mut::<AnalyzeState>() {
+            Some(s) => {
+                s.state.merge(other_state).or_raise();
+                if s.state.len() > MAX_CUSTOMERS {
+                    raise(too_many(s.state.len()));
+                }
+                a
+            }
+            None => {
+                let s = AnalyzeState {
+                    state: other_state,
+                    options_ptr: 0,
+                    options_bytes: std::mem::take(&mut other.options_bytes),
+                };
+                let ptr =
+                    PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
+                Internal::from(Some(pg_sys::Datum::from(ptr)))
+            }
+        }
+    }
+}
+
+#[pg_extern(sql = false)]
+fn analyze_serialize(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
+    unsafe {
+        let state = Internal::from(arg(fcinfo, 0));
+        let s = state.get::<AnalyzeState>().expect("strict");
+        let mut out = Vec::new();
+        out.extend_from_slice(&(s.options_bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&s.options_bytes);
+        out.extend_from_slice(&s.state.serialize());
+        out
+    }
+}
+
+#[pg_extern(sql = false)]
+fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
+    unsafe {
+        let bytes = varlena_bytes(arg(fcinfo, 0).expect("strict"));
+        let corrupt = || {
+            RfmError::new(
+                ErrorKind::DataCorrupted,
+                "invalid serialized rfm.analyze state",
+            )
+        };
+        let n = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+            .ok_or_else(corrupt)
+            .or_raise();
+        let opts = bytes.get(8..8 + n).ok_or_else(corrupt).or_raise();
+        let state = State::deserialize(&bytes[8 + n..])
+            .ok_or_else(corrupt)
+            .or_raise();
+        Internal::new(AnalyzeState {
+            state,
+            options_ptr: 0,
+            options_bytes: opts.to_vec(),
+        })
+    }
+}
+
+/// Local days in the session time zone around the window.
+fn days_for(config: &Config) -> Days {
+    unsafe {
+        let to_date = |ts: i64| -> i32 {
+            let t = TimestampWithTimeZone::try_from(ts)
+                .unwrap_or_else(|_| raise(RfmError::out_of_range("timestamp out of range")));
+            Date::from(t).to_pg_epoch_days()
+        };
+        let first_day = to_date(config.window_start) - 1;
+        let as_of_day = to_date(config.as_of);
+        let midnights = (first_day..=as_of_day + 1)
+            .map(|d| {
+                let date = Date::from_pg_epoch_days(d);
+                let ts: TimestampWithTimeZone =
+                    direct_function_call(pg_sys::date_timestamptz, &[date.into_datum()])
+                        .unwrap_or_else(|| raise(RfmError::out_of_range("date out of range")));
+                ts.into_inner()
+            })
+            .collect();
+        Days {
+            first_day,
+            midnights,
+            as_of_day,
+        }
+    }
+}
+
+#[pg_extern(sql = false)]
+fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
+    unsafe {
+        let state = Internal::from(arg(fcinfo, 0));
+        let s = state.get::<AnalyzeState>()?;
+        let days = days_for(&s.state.config);
+        let analysis = analysis::finalize(&s.state, &days).or_raise();
+        let bytes = analysis.serialize();
+        if bytes.len() >= (1 << 30) - 1024 {
+            raise(too_many(analysis.customers.len()));
+        }
+        Some(bytes)
+    }
+}
+
+fn read(a: &[u8], with_customers: bool) -> Analysis {
+    Analysis::deserialize(a, with_customers).or_raise()
+}
+
+fn money(m: Money) -> AnyNumeric {
+    match m {
+        Money::Float(f) if !f.is_finite() => raise(RfmError::out_of_range("total is not finite")),
+        _ => AnyNumeric::try_from(m.to_text().as_str())
+            .unwrap_or_else(|_| raise(RfmError::out_of_range("total out of range"))),
+    }
+}
+
+fn pct(part: f64, whole: f64) -> Option<f64> {
+    (whole != 0.0).then(|| (part * 10000.0 / whole).round() / 100.0)
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// One row per active customer.
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the signature
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn customers(
+    analysis: &[u8],
+) -> TableIterator<
+    'static,
+    (
+        name!(customer_key, String),
+        name!(recency_days, i32),
+        name!(frequency, i64),
+        name!(monetary, AnyNumeric),
+        name!(r, i32),
+        name!(f, i32),
+        name!(m, i32),
+        name!(fm, i32),
+        name!(rfm_code, String),
+        name!(segment, Option<String>),
+        name!(abc_tier, String),
+    ),
+> {
+    let a = read(analysis, true);
+    TableIterator::new(a.customers.into_iter().map(|c| {
+        let fm = c.fm();
+        let code = c.rfm_code();
+        (
+            c.key,
+            c.recency_days,
+            c.frequency,
+            money(c.monetary),
+            c.r,
+            c.f,
+            c.m,
+            fm,
+            code,
+            c.segment,
+            c.abc_tier,
+        )
+    }))
+}
+
+/// One row per segment of the scheme, empty ones included.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn summary(
+    analysis: &[u8],
+) -> TableIterator<
+    'static,
+    (
+        name!(segment, String),
+        name!(customers, i64),
+        name!(pct_customers, Option<f64>),
+        name!(revenue, AnyNumeric),
+        name!(pct_revenue, Option<f64>),
+        name!(avg_revenue, Option<AnyNumeric>),
+        name!(avg_frequency, Option<f64>),
+        name!(avg_recency_days, Option<f64>),
+        name!(avg_monetary, Option<f64>),
+    ),
+> {
+    let a = read(analysis, false);
+    let total_customers = a.overview.active_customers as f64;
+    let total_revenue = a.overview.total_revenue.to_f64();
+    TableIterator::new(a.summary.into_iter().map(move |s| {
+        let n = s.customers;
+        let rev = s.revenue.to_f64();
+        let avg_revenue = (n > 0).then(|| {
+            let avg = match s.revenue {
+                Money::Exact(u, scale) => {
+                    // exact division, rounded half away from zero to 2 more places
+                    let q = numeric::pow10(2).unwrap_or(100) * u;
+                    let (d, r) = (q / n as i128, q % n as i128);
+                    let d = if 2 * r.abs() >= n as i128 {
+                        d + q.signum()
+                    } else {
+                        d
+                    };
+                    Money::Exact(d, scale + 2)
+                }
+                Money::Float(f) => Money::Float(f / n as f64),
+            };
+            money(avg)
+        });
+        (
+            s.segment,
+            n,
+            pct(n as f64, total_customers),
+            money(s.revenue),
+            pct(rev, total_revenue),
+            avg_revenue,
+            (n > 0).then(|| round2(s.frequency_sum as f64 / n as f64)),
+            (n > 0).then(|| round2(s.recency_sum as f64 / n as f64)),
+            (n > 0).then(|| round2(rev / n as f64)),
+        )
+    }))
+}
+
+/// The value range each score covers, per metric.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn thresholds(
+    analysis: &[u8],
+) -> TableIterator<
+    'static,
+    (
+        name!(metric, String),
+        name!(score, i32),
+        name!(lower_bound, Option<f64>),
+        name!(upper_bound, Option<f64>),
+        name!(customers, i64),
+    ),
+> {
+    let a = read(analysis, false);
+    TableIterator::new(a.thresholds.into_iter().map(|t| {
+        (
+            t.metric.to_string(),
+            t.score,
+            t.lower_bound,
+            t.upper_bound,
+            t.customers,
+        )
+    }))
+}
+
+/// One row per R × FM cell.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn grid(
+    analysis: &[u8],
+) -> TableIterator<
+    'static,
+    (
+        name!(r, i32),
+        name!(fm, i32),
+        name!(segment, Option<String>),
+        name!(customers, i64),
+        name!(revenue, AnyNumeric),
+    ),
+> {
+    let a = read(analysis, false);
+    TableIterator::new(
+        a.grid
+            .into_iter()
+            .map(|g| (g.r, g.fm, g.segment, g.customers, money(g.revenue))),
+    )
+}
+
+/// The headline figures.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn overview(
+    analysis: &[u8],
+) -> TableIterator<
+    'static,
+    (
+        name!(as_of, TimestampWithTimeZone),
+        name!(period, Interval),
+        name!(active_customers, i64),
+        name!(excluded_customers, i64),
+        name!(total_revenue, AnyNumeric),
+        name!(transactions, i64),
+    ),
+> {
+    let a = read(analysis, false);
+    let o = a.overview;
+    let as_of = TimestampWithTimeZone::try_from(o.as_of)
+        .unwrap_or_else(|_| raise(RfmError::out_of_range("as_of out of range")));
+    let period = o
+        .period
+        .parse::<Interval>()
+        .unwrap_or_else(|_| raise(RfmError::invalid("invalid period")));
+    TableIterator::once((
+        as_of,
+        period,
+        o.active_customers,
+        o.excluded_customers,
+        money(o.total_revenue),
+        o.transactions,
+    ))
+}
+
+extension_sql_file!(
+    "../sql/analyze.sql",
+    name = "analyze_sql",
+    requires = [
+        analyze_sfunc,
+        analyze_combine,
+        analyze_serialize,
+        analyze_deserialize,
+        analyze_final,
+        customers,
+        summary,
+        thresholds,
+        grid,
+        overview
+    ]
+);
