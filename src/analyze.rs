@@ -24,7 +24,6 @@ const OPTION_KEYS: [&str; 8] = [
 /// The state plus what the transition function remembers about its arguments.
 pub struct AnalyzeState {
     state: State,
-    options_ptr: usize,
     options_bytes: Vec<u8>,
 }
 
@@ -262,7 +261,6 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     key_type == pg_sys::TEXTOID,
                     amount_type == pg_sys::NUMERICOID,
                 ),
-                options_ptr: options.map(|d| d.value()).unwrap_or(0),
                 options_bytes: options
                     .map(|d| varlena_bytes(d).to_vec())
                     .unwrap_or_default(),
@@ -273,7 +271,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         let s = state.get_mut::<AnalyzeState>().expect("initialized");
         // options must not change from row to row
         if let Some(d) = arg(fcinfo, 4) {
-            if d.value() != s.options_ptr && varlena_bytes(d) != s.options_bytes.as_slice() {
+            if varlena_bytes(d) != s.options_bytes.as_slice() {
                 raise(RfmError::invalid("options must be the same for every row"));
             }
         }
@@ -346,7 +344,6 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             None => {
                 let s = AnalyzeState {
                     state: other_state,
-                    options_ptr: 0,
                     options_bytes: std::mem::take(&mut other.options_bytes),
                 };
                 let ptr =
@@ -391,7 +388,6 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             .or_raise();
         Internal::new(AnalyzeState {
             state,
-            options_ptr: 0,
             options_bytes: opts.to_vec(),
         })
     }

@@ -1,0 +1,73 @@
+-- rfm.analyze: edge cases, methods, schemes and bad options
+SET TimeZone = 'UTC';
+CREATE TABLE ed (c bigint, t timestamptz, a numeric);
+INSERT INTO ed VALUES
+    (1, '2025-12-30', 100), (1, '2025-06-01', 50), (2, '2025-12-01', 10), (2, '2025-12-02', -10),
+    (3, '2025-03-01', 500), (4, '2025-11-15', 20), (4, '2025-11-16', 20), (4, '2025-11-17', 20),
+    (5, '2025-07-01', -30), (6, '2024-01-01', 80);
+-- empty input: no analysis, and the accessors return no rows
+SELECT rfm.analyze(c, t, a) IS NULL AS empty_is_null FROM ed WHERE false;
+SELECT count(*) AS rows FROM rfm.summary((SELECT rfm.analyze(c, t, a) FROM ed WHERE false));
+-- as_of before all data: every customer is excluded, every segment is listed empty
+SELECT * FROM rfm.overview((SELECT rfm.analyze(c, t, a, '{"as_of": "2020-01-01"}') FROM ed));
+SELECT segment, customers, revenue, pct_customers FROM rfm.summary((SELECT rfm.analyze(c, t, a, '{"as_of": "2020-01-01"}') FROM ed));
+-- returns lower monetary; a customer with only returns is excluded; old rows are ignored
+SELECT * FROM rfm.customers((SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31"}') FROM ed)) ORDER BY customer_key;
+SELECT * FROM rfm.overview((SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31"}') FROM ed));
+-- a single customer, and all customers tied: equal values, equal scores
+SELECT customer_key, r, f, m, segment, abc_tier FROM rfm.customers((SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31"}') FROM ed WHERE c = 1));
+SELECT r, f, m, segment, count(*) FROM rfm.customers((
+    SELECT rfm.analyze(g, timestamptz '2025-12-01', 10.00, '{"as_of": "2025-12-31"}') FROM generate_series(1, 50) g))
+GROUP BY 1, 2, 3, 4;
+-- ntile: equal-count buckets, ties broken by customer key, the same on every run
+SELECT customer_key, recency_days, frequency, monetary, r, f, m FROM rfm.customers((
+    SELECT rfm.analyze(g, timestamptz '2025-12-01', 10.00, '{"as_of": "2025-12-31", "method": "ntile"}')
+    FROM generate_series(1, 7) g)) ORDER BY customer_key::int;
+SELECT * FROM rfm.thresholds((SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31", "method": "ntile"}') FROM ed)) ORDER BY metric, score;
+-- ntile agrees with SQL NTILE ordered by (value, key)
+SELECT count(*) FILTER (WHERE o.m <> x.m) AS monetary_differences
+FROM rfm.customers((SELECT rfm.analyze(g, timestamptz '2025-12-01', (g % 13)::numeric, '{"as_of": "2025-12-31", "method": "ntile"}')
+                    FROM generate_series(1, 503) g)) o
+JOIN (SELECT g::text AS customer_key, ntile(5) OVER (ORDER BY g % 13, g) AS m FROM generate_series(1, 503) g) x USING (customer_key);
+-- fixed NetSuite thresholds
+SELECT customer_key, recency_days, frequency, monetary, r, f, m, rfm_code, segment FROM rfm.customers((
+    SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31", "method": "fixed", "scheme": "codes",
+        "thresholds": {"recency": [30,90,180,365], "frequency": [2,3,5,10], "monetary": [100,500,1000,2000]}}') FROM ed))
+ORDER BY customer_key;
+SELECT * FROM rfm.thresholds((SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31", "method": "fixed",
+    "thresholds": {"recency": [30,90,180,365], "frequency": [2,3,5,10], "monetary": [100,500,1000,2000]}}') FROM ed))
+WHERE metric = 'recency' ORDER BY score;
+-- rf10 scheme, custom ABC shares and names, scores without segments
+SELECT segment, customers FROM rfm.summary((SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31", "scheme": "rf10"}') FROM ed));
+SELECT customer_key, monetary, abc_tier FROM rfm.customers((SELECT rfm.analyze(c, t, a,
+    '{"as_of": "2025-12-31", "abc_shares": [0.5, 0.5], "abc_names": ["top", "rest"]}') FROM ed)) ORDER BY customer_key;
+SELECT customer_key, r, f, m, segment FROM rfm.customers((SELECT rfm.analyze(c, t, a,
+    '{"as_of": "2025-12-31", "buckets": 3, "scheme": null}') FROM ed)) ORDER BY customer_key;
+-- the key can be any text: e-mail addresses
+SELECT customer_key, frequency, monetary FROM rfm.customers((SELECT rfm.analyze(e, t, a, '{"as_of": "2025-12-31"}')
+    FROM (VALUES ('ann@example.com', timestamptz '2025-12-01', 5.50), ('ann@example.com', '2025-12-02', 4.50),
+                 ('bob@example.com', '2025-11-01', 1.25)) v(e, t, a))) ORDER BY 1;
+-- bad input
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"bogus": 1}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '[1]') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"as_of": 5}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"as_of": "soon"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"period": "-1 month"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"period": "a while"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"buckets": 1}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"buckets": "five"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"buckets": 4}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"scheme": "gold"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"method": "kmeans"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"method": "fixed"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"method": "fixed", "thresholds": {"recency": [1,2,3,4], "frequency": [1,2,3,4]}}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"method": "fixed", "thresholds": {"recency": [4,3,2,1], "frequency": [1,2,3,4], "monetary": [1,2,3,4]}}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"thresholds": {"recency": [1,2,3,4]}}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"abc_shares": [0.9, 0.2]}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"abc_shares": [0.5, 0.5], "abc_names": ["x"]}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, jsonb_build_object('period', c || ' months')) FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, x) FROM ed, (VALUES ('NaN'::numeric)) v(x)$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, x) FROM ed, (VALUES ('Infinity'::float8)) v(x)$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, x) FROM ed, (VALUES ('-Infinity'::numeric)) v(x)$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm.summary('\x00'::bytea::rfm.analysis)$$);
+DROP TABLE ed;
