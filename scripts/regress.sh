@@ -56,7 +56,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> starting a scratch cluster on port $port"
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
+"${as_pg[@]}" "$PG_BIN/initdb" -D "$work/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
 "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$work/data" -w -l "$work/server.log" \
   -o "-p $port -k $work -c listen_addresses='' -c fsync=off" start >/dev/null
 
