@@ -6,3 +6,5 @@ FROM builtin_scheme_segments();
 
 COMMENT ON VIEW schemes IS
     'Built-in segment schemes: every segment with its cells, a description and suggested actions';
+
+GRANT SELECT ON schemes TO PUBLIC;

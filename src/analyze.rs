@@ -652,3 +652,38 @@ extension_sql_file!(
         overview
     ]
 );
+
+/// Checks `rfm.analyze` options without running an analysis: raises the error
+/// `rfm.analyze` would raise, else returns the options with every default filled in.
+#[pg_extern(stable, parallel_safe)]
+fn check_options(options: default!(JsonB, "'{}'")) -> JsonB {
+    let c = parse_options(Some(options.0));
+    let as_of = TimestampWithTimeZone::try_from(c.as_of)
+        .unwrap_or_else(|_| raise(RfmError::out_of_range("as_of out of range")));
+    let mut out = serde_json::Map::new();
+    out.insert("as_of".into(), Value::String(as_of.to_iso_string()));
+    out.insert("period".into(), Value::String(c.period.clone()));
+    out.insert("buckets".into(), Value::from(c.buckets));
+    out.insert(
+        "scheme".into(),
+        c.scheme
+            .map_or(Value::Null, |s| Value::String(s.name.into())),
+    );
+    out.insert("method".into(), Value::String(c.method.name().into()));
+    if let Some(f) = &c.fixed {
+        let mut t = serde_json::Map::new();
+        for (m, v) in analysis::METRICS.iter().zip(f) {
+            t.insert((*m).into(), Value::from(v.clone()));
+        }
+        out.insert("thresholds".into(), Value::Object(t));
+    }
+    out.insert("abc_shares".into(), Value::from(c.abc_shares.clone()));
+    out.insert("abc_names".into(), Value::from(c.abc_names.clone()));
+    JsonB(Value::Object(out))
+}
+
+extension_sql_file!(
+    "../sql/managed.sql",
+    name = "managed_sql",
+    requires = [check_options, "analyze_sql", "schemes_view"]
+);

@@ -1073,3 +1073,139 @@ fn read_opt(r: &mut Reader) -> Option<Option<f64>> {
         _ => Some(r.f64()?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn config(method: Method) -> Config {
+        Config {
+            as_of: 100 * DAY,
+            window_start: 100 * DAY - 365 * DAY,
+            period: "12 months".into(),
+            buckets: 5,
+            scheme: Some(scheme::builtin("standard").unwrap()),
+            method,
+            fixed: None,
+            abc_shares: abc::DEFAULT_SHARES.to_vec(),
+            abc_names: vec!["A".into(), "B".into(), "C".into()],
+        }
+    }
+
+    /// UTC days: day d starts at d * DAY.
+    fn days(c: &Config) -> Days {
+        let first = (c.window_start / DAY) as i32 - 1;
+        let last = (c.as_of / DAY) as i32 + 1;
+        Days {
+            first_day: first,
+            midnights: (first..=last).map(|d| d as i64 * DAY).collect(),
+            as_of_day: (c.as_of / DAY) as i32,
+        }
+    }
+
+    fn dec(units: i128, scale: u32) -> Decimal {
+        Decimal { units, scale }
+    }
+
+    #[test]
+    fn metrics_returns_and_exclusions() {
+        let c = config(Method::Quantile);
+        let d = days(&c);
+        let mut s = State::new(c, false, true);
+        s.add_exact(Key::Int(1), 99 * DAY + 5, dec(1000, 2))
+            .unwrap(); // 10.00, 1 day ago
+        s.add_exact(Key::Int(1), 50 * DAY, dec(5, 1)).unwrap(); // 0.5 raises the scale? no: 1 < 2
+        s.add_exact(Key::Int(1), 60 * DAY, dec(-250, 3)).unwrap(); // -0.250: scale 3
+        s.add_exact(Key::Int(2), 70 * DAY, dec(-100, 2)).unwrap(); // only a return
+        s.add_exact(Key::Int(3), -400 * DAY, dec(100, 2)).unwrap(); // outside the window
+        let a = finalize(&s, &d).unwrap();
+        assert_eq!(a.overview.active_customers, 1);
+        assert_eq!(a.overview.excluded_customers, 2);
+        assert_eq!(a.overview.transactions, 3);
+        let c1 = &a.customers[0];
+        assert_eq!(c1.key, "1");
+        assert_eq!(c1.recency_days, 1);
+        assert_eq!(c1.frequency, 2);
+        assert_eq!(c1.monetary, Money::Exact(10250, 3)); // 10.00 + 0.5 - 0.250
+        assert_eq!(c1.monetary.to_text(), "10.250");
+    }
+
+    #[test]
+    fn merge_and_serialize_give_the_same_analysis() {
+        let c = config(Method::Quantile);
+        let d = days(&c);
+        let rows: Vec<(i64, i64, i128)> = (0..500)
+            .map(|i| {
+                (
+                    (i * 7919) % 97,
+                    100 * DAY - (i * 104729 % 300) * DAY / 3,
+                    (i * 31 % 200) as i128 - 10,
+                )
+            })
+            .collect();
+        let mut whole = State::new(c.clone(), false, true);
+        let mut left = State::new(c.clone(), false, true);
+        let mut right = State::new(c.clone(), false, true);
+        for (i, (k, t, a)) in rows.iter().enumerate() {
+            let scale = if i % 3 == 0 { 2 } else { 1 };
+            let amount = dec(*a * if scale == 2 { 10 } else { 1 }, scale);
+            whole.add_exact(Key::Int(*k), *t, amount).unwrap();
+            let part = if i % 2 == 0 { &mut left } else { &mut right };
+            part.add_exact(Key::Int(*k), *t, amount).unwrap();
+        }
+        let right = State::deserialize(&right.serialize()).unwrap();
+        left.merge(right).unwrap();
+        let a = finalize(&whole, &d).unwrap();
+        let b = finalize(&left, &d).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.serialize(), b.serialize());
+        let back = Analysis::deserialize(&a.serialize(), true).unwrap();
+        assert_eq!(back, a);
+        let small = Analysis::deserialize(&a.serialize(), false).unwrap();
+        assert!(small.customers.is_empty());
+        assert_eq!(small.summary, a.summary);
+        let total: i64 = a.summary.iter().map(|s| s.customers).sum();
+        assert_eq!(total, a.overview.active_customers);
+    }
+
+    #[test]
+    fn text_keys_and_float_amounts() {
+        let c = config(Method::Ntile);
+        let d = days(&c);
+        let mut s = State::new(c, true, false);
+        for (k, a) in [("ann", 5.0), ("bob", 1.0), ("ann", 2.5), ("cy", 7.0)] {
+            s.add_float(Key::Text(k.as_bytes()), 90 * DAY, a).unwrap();
+        }
+        let a = finalize(&s, &d).unwrap();
+        let keys: Vec<&str> = a.customers.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["ann", "cy", "bob"]); // monetary 7.5, 7, 1
+        assert_eq!(a.customers[0].monetary, Money::Float(7.5));
+        assert_eq!(a.customers[0].m, 3); // ntile over 3 customers: 1, 2, 3
+        assert_eq!(a.customers[2].m, 1);
+    }
+
+    #[test]
+    fn corrupted_values_are_rejected() {
+        assert!(State::deserialize(&[9, 9, 9]).is_none());
+        let e = Analysis::deserialize(&[1, 2, 3], true).unwrap_err();
+        assert_eq!(e.kind.sqlstate(), "XX001");
+    }
+
+    #[test]
+    fn schemes_need_five_buckets_and_fixed_needs_thresholds() {
+        let mut c = config(Method::Quantile);
+        c.buckets = 4;
+        assert!(c.validate().unwrap_err().message.contains("5 buckets"));
+        c.scheme = None;
+        assert!(c.validate().is_ok());
+        let c = config(Method::Fixed);
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn an_entry_stays_small() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+    }
+}
