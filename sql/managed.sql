@@ -481,10 +481,12 @@ BEGIN
             ov.transactions, force AND s.mode = 'static')
     RETURNING id INTO run;
 
-    CREATE TEMP TABLE IF NOT EXISTS rfm_refresh_new (
-        customer_key text, segment text, r integer, f integer, m integer, fm integer,
-        rfm_code text, recency_days integer, frequency bigint, monetary numeric, abc_tier text
-    ) ON COMMIT DROP;
+    IF to_regclass('pg_temp.rfm_refresh_new') IS NULL THEN
+        CREATE TEMP TABLE rfm_refresh_new (
+            customer_key text, segment text, r integer, f integer, m integer, fm integer,
+            rfm_code text, recency_days integer, frequency bigint, monetary numeric, abc_tier text
+        ) ON COMMIT DROP;
+    END IF;
     TRUNCATE rfm_refresh_new;
     INSERT INTO rfm_refresh_new SELECT * FROM rfm._compute(s);
 

@@ -1,6 +1,7 @@
 -- Runs once, when the regression database is created.
 CREATE EXTENSION rfm_segmentation;
 CREATE SCHEMA rfm_test;
+GRANT USAGE ON SCHEMA rfm_test TO PUBLIC;
 -- error_of(query) runs a statement and returns 'SQLSTATE: message (hint: ...)' of the error
 -- it raises, or 'no error'; tests use it to assert the exact SQLSTATE and message.
 CREATE FUNCTION rfm_test.error_of(query text) RETURNS text LANGUAGE plpgsql AS $$

@@ -1,0 +1,175 @@
+-- Managed segmentations: definitions, refresh with history, overrides, views, roles, RLS
+SET TimeZone = 'UTC';
+CREATE TABLE mg_tx (customer_id bigint, region text, ordered_at timestamptz, amount numeric(12, 2), note text, flag boolean);
+SELECT setseed(0.3);
+INSERT INTO mg_tx
+SELECT 1 + (g * 7919) % 120, CASE WHEN g % 3 = 0 THEN 'south' ELSE 'north' END,
+       timestamptz '2025-12-31' - ((g * 104729) % 400) * interval '1 day',
+       round((5 + (g * 31) % 300)::numeric / 3, 2), 'x', true
+FROM generate_series(1, 2000) g;
+
+-- definitions that are refused leave the catalog unchanged
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'nope', 'ordered_at', 'amount')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'flag', 'ordered_at', 'amount')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'note')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'amount', 'amount')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'no_such_table', 'customer_id', 'ordered_at', 'amount')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'amount', '{"colour": "red"}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'amount', '{"buckets": 4}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'amount', '{"year": "last"}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x";DROP TABLE mg_tx;--', 'mg_tx', 'customer_id', 'ordered_at', 'amount')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x''y', 'mg_tx', 'customer_id', 'ordered_at', 'amount')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'amount', '{}', 'kmeans')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'amount', '{}', 'rfm', 'sometimes')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'amount', '{"excluded_tiers": ["Z"]}', 'abc')$$);
+SELECT count(*) AS definitions FROM rfm.segmentations;
+SELECT count(*) AS rows_still_there FROM mg_tx;
+
+-- a dynamic RFM segmentation, refreshed
+SELECT rfm.create_segmentation('main', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
+                               '{"as_of": "2025-12-31 23:59:59+00"}') > 0 AS created;
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('main', 'mg_tx', 'customer_id', 'ordered_at', 'amount')$$);
+SELECT count(*) AS previewed FROM rfm.preview('main');
+SELECT count(*) AS assigned_before_refresh FROM rfm.customer_segments WHERE segmentation = 'main';
+SELECT rfm.refresh('main') IS NOT NULL AS refreshed;
+-- the stored assignment is what rfm.analyze gives for the same rows and options
+SELECT count(*) AS customers,
+       count(*) FILTER (WHERE (c.segment, c.r, c.f, c.m, c.monetary, c.abc_tier)
+                        IS DISTINCT FROM (x.segment, x.r, x.f, x.m, x.monetary, x.abc_tier)) AS differences
+FROM rfm.customer_segments c
+FULL JOIN rfm.customers((SELECT rfm.analyze(customer_id, ordered_at, amount, '{"as_of": "2025-12-31 23:59:59+00"}') FROM mg_tx)) x
+    USING (customer_key)
+WHERE c.segmentation = 'main' OR c.segmentation IS NULL;
+SELECT s.segment, s.customers, s.revenue, s.customers = x.customers AND s.revenue = x.revenue AS matches_rfm_summary
+FROM rfm.segment_summary s
+JOIN rfm.summary((SELECT rfm.analyze(customer_id, ordered_at, amount, '{"as_of": "2025-12-31 23:59:59+00"}') FROM mg_tx)) x USING (segment)
+WHERE s.segmentation = 'main' ORDER BY s.position;
+-- the first run: every customer entered
+SELECT from_segment IS NULL AS entered, count(*) FROM rfm.history h JOIN rfm.segmentations s ON s.id = h.segmentation_id
+WHERE s.name = 'main' GROUP BY 1;
+SELECT active_customers, total_revenue, excluded_customers, transactions, last_refresh IS NOT NULL AS refreshed
+FROM rfm.kpi_overview WHERE segmentation = 'main';
+SELECT metric, score, lower_bound, upper_bound, customers FROM rfm.segment_thresholds
+WHERE segmentation = 'main' ORDER BY metric, score;
+SELECT r, string_agg(customers::text, ' ' ORDER BY fm) AS customers_fm1_to_fm5,
+       min(recency_lower) AS recency_lower, min(recency_upper) AS recency_upper
+FROM rfm.segment_grid WHERE segmentation = 'main' GROUP BY r ORDER BY r DESC;
+
+-- new transactions: history rows for exactly the customers whose segment changed
+CREATE TABLE mg_before AS SELECT customer_key, segment FROM rfm.customer_segments WHERE segmentation = 'main';
+INSERT INTO mg_tx SELECT c, 'north', '2025-12-30', 900, 'x', true FROM generate_series(1, 120, 10) c;
+INSERT INTO mg_tx VALUES (5001, 'north', '2025-12-29', 12.50, 'new customer', true);
+SELECT rfm.refresh('main') IS NOT NULL AS refreshed;
+CREATE TABLE mg_after AS SELECT customer_key, segment FROM rfm.customer_segments WHERE segmentation = 'main';
+WITH moved AS (SELECT coalesce(b.customer_key, a.customer_key) AS customer_key, b.segment AS from_segment, a.segment AS to_segment
+               FROM mg_before b FULL JOIN mg_after a USING (customer_key)
+               WHERE b.segment IS DISTINCT FROM a.segment),
+logged AS (SELECT customer_key, from_segment, to_segment FROM rfm.history
+           WHERE run_id = (SELECT max(id) FROM rfm.runs) AND reason = 'refresh')
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM logged) AS logged,
+       (SELECT count(*) FROM (SELECT * FROM moved EXCEPT SELECT * FROM logged) d) AS unlogged,
+       (SELECT count(*) FROM (SELECT * FROM logged EXCEPT SELECT * FROM moved) d) AS spurious,
+       (SELECT to_segment FROM logged WHERE customer_key = '5001') AS new_customer_entered;
+SELECT changed = (SELECT count(*) FROM rfm.history WHERE run_id = runs.id) AS run_counts_changes
+FROM rfm.runs WHERE id = (SELECT max(id) FROM rfm.runs);
+
+-- manual overrides win, survive refreshes and are logged
+SELECT rfm.set_override('main', '2', 'Champions', 'key account');
+SELECT customer_key, segment, manual_segment, segment = manual_segment AS manual_wins,
+       automatic_segment IS NOT NULL AS automatic_visible
+FROM rfm.customer_segments WHERE segmentation = 'main' AND customer_key = '2';
+SELECT from_segment <> to_segment AS changed, to_segment, run_id IS NULL AS not_a_run
+FROM rfm.history WHERE reason = 'override' AND customer_key = '2';
+SELECT rfm.set_override('main', 'vip-without-sales', 'Loyal');
+SELECT rfm_test.error_of($$SELECT rfm.set_override('main', '3', 'Gold')$$);
+SELECT rfm_test.error_of($$SELECT rfm.set_override('nope', '3', 'Loyal')$$);
+SELECT rfm.refresh('main') IS NOT NULL AS third_run;
+SELECT customer_key, segment, manual_segment FROM rfm.customer_segments
+WHERE segmentation = 'main' AND customer_key IN ('2', 'vip-without-sales') ORDER BY 1;
+SELECT count(*) AS override_customers_in_third_run_history FROM rfm.history
+WHERE run_id = (SELECT max(id) FROM rfm.runs) AND customer_key IN ('2', 'vip-without-sales');
+SELECT rfm.clear_override('main', '2') AS cleared, rfm.clear_override('main', '2') AS cleared_again;
+SELECT segment = automatic_segment AS back_to_automatic FROM rfm.customer_segments
+WHERE segmentation = 'main' AND customer_key = '2';
+SELECT count(*) AS override_history FROM rfm.history WHERE reason = 'override';
+SELECT rfm.clear_overrides('main') AS cleared_all;
+SELECT count(*) AS customers_without_sales FROM rfm.customer_segments WHERE customer_key = 'vip-without-sales';
+
+-- trend and movement over three runs
+SELECT count(DISTINCT run_id) AS runs, count(*) AS rows,
+       bool_and(customers >= 0) AS counts FROM rfm.segment_trend WHERE segmentation = 'main';
+SELECT run_id = (SELECT min(id) FROM rfm.runs) AS first_run, sum(customers) AS customers
+FROM rfm.segment_trend WHERE segmentation = 'main' GROUP BY run_id ORDER BY run_id;
+SELECT count(DISTINCT run_id) AS runs_with_movement,
+       sum(customers) = (SELECT count(*) FROM rfm.history WHERE reason = 'refresh') AS adds_up
+FROM rfm.segment_movement WHERE segmentation = 'main';
+SELECT from_segment, to_segment, customers, revenue FROM rfm.segment_movement
+WHERE segmentation = 'main' AND run_id = (SELECT min(id) + 1 FROM rfm.runs)
+ORDER BY customers DESC, from_segment, to_segment LIMIT 5;
+
+-- static segmentations refuse a second refresh unless forced; inactive ones are skipped
+SELECT rfm.create_segmentation('frozen', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
+                               '{"as_of": "2025-06-30 23:59:59+00", "scheme": "rf10"}', mode => 'static') > 0;
+SELECT rfm.refresh('frozen') IS NOT NULL AS first_refresh;
+SELECT rfm_test.error_of($$SELECT rfm.refresh('frozen')$$);
+SELECT rfm.refresh('frozen', force => true) IS NOT NULL AS forced;
+SELECT forced FROM rfm.runs WHERE segmentation_id = (SELECT id FROM rfm.segmentations WHERE name = 'frozen') ORDER BY id;
+SELECT rfm.create_segmentation('tiers', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
+    '{"year": 2025, "min_sales": 100, "abc_names": ["A", "B", "C", "Blocked"], "excluded_tiers": ["Blocked"]}', 'abc') > 0;
+SELECT rfm.alter_segmentation('main', active => false);
+SELECT * FROM rfm.refresh_all();
+SELECT segment, customers, pct_customers, revenue, pct_revenue FROM rfm.segment_summary WHERE segmentation = 'tiers' ORDER BY position;
+SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'tiers')
+     = (SELECT count(*) FROM (SELECT customer_id FROM mg_tx WHERE ordered_at >= '2025-01-01' AND ordered_at < '2026-01-01'
+                               GROUP BY 1 HAVING sum(amount) >= 100 AND count(*) FILTER (WHERE amount >= 0) > 0) c)
+       AS only_customers_with_min_sales;
+SELECT name, kind, mode, active, last_as_of, customers FROM rfm.segmentation_catalog ORDER BY name;
+SELECT rfm_test.error_of($$SELECT rfm.alter_segmentation('main', options => '{"scheme": "nope"}')$$);
+SELECT options FROM rfm.segmentations WHERE name = 'main';
+
+-- pg_cron is not installed here: a clear error
+SELECT rfm_test.error_of($$SELECT rfm.schedule_refresh('main', '0 3 * * *')$$);
+
+-- roles: readers read, admins manage, nobody else does either
+CREATE ROLE mg_reader IN ROLE rfm_reader;
+CREATE ROLE mg_admin IN ROLE rfm_admin;
+CREATE ROLE mg_nobody;
+GRANT SELECT ON mg_tx TO mg_admin;
+SET ROLE mg_reader;
+SELECT count(*) > 0 AS reader_reads_segments FROM rfm.customer_segments;
+SELECT count(*) > 0 AS reader_reads_summary FROM rfm.segment_summary;
+SELECT rfm_test.error_of($$SELECT rfm.set_override('main', '3', 'Loyal')$$);
+SELECT rfm_test.error_of($$INSERT INTO rfm.overrides (segmentation_id, customer_key, segment) VALUES (1, '3', 'Loyal')$$);
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('mine', 'mg_tx', 'customer_id', 'ordered_at', 'amount')$$);
+SELECT rfm_test.error_of($$UPDATE rfm.segmentations SET active = true$$);
+RESET ROLE;
+SET ROLE mg_nobody;
+SELECT rfm_test.error_of($$SELECT count(*) FROM rfm.customer_segments$$);
+SELECT rfm_test.error_of($$SELECT rfm.refresh('main')$$);
+SELECT rfm.segment(5, 5, 5) AS primitives_are_public;
+RESET ROLE;
+-- row-level security on the source decides which customers an admin's refresh sees
+ALTER TABLE mg_tx ENABLE ROW LEVEL SECURITY;
+CREATE POLICY north_only ON mg_tx FOR SELECT TO mg_admin USING (region = 'north');
+SET ROLE mg_admin;
+SELECT rfm.create_segmentation('north', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
+                               '{"as_of": "2025-12-31 23:59:59+00"}') > 0 AS admin_created;
+SELECT rfm.refresh('north') IS NOT NULL AS admin_refreshed;
+SELECT rfm.set_override('north', '1', 'Lost') AS admin_overrides;
+RESET ROLE;
+SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'north')
+     = (SELECT count(DISTINCT customer_id) FROM mg_tx WHERE region = 'north' AND amount >= 0
+        AND ordered_at > timestamptz '2025-12-31 23:59:59+00' - interval '12 months') AS only_north_customers,
+       (SELECT count(DISTINCT customer_id) FROM mg_tx WHERE region = 'north')
+     < (SELECT count(DISTINCT customer_id) FROM mg_tx) AS south_exists;
+ALTER TABLE mg_tx DISABLE ROW LEVEL SECURITY;
+
+-- dropping a segmentation removes its runs, assignment, overrides and history
+SELECT rfm.drop_segmentation('north');
+SELECT (SELECT count(*) FROM rfm.segmentations WHERE name = 'north') AS definitions,
+       (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'north') AS assignments;
+SELECT rfm_test.error_of($$SELECT rfm.drop_segmentation('north')$$);
+SELECT rfm.drop_segmentation(name) FROM rfm.segmentations;
+DROP OWNED BY mg_admin, mg_reader, mg_nobody;
+DROP ROLE mg_admin, mg_reader, mg_nobody;
+DROP TABLE mg_tx, mg_before, mg_after;
