@@ -46,3 +46,27 @@ SELECT abc_tier AS tier, count(*) AS customers,
        round(100.0 * sum(monetary) / sum(sum(monetary)) OVER (), 2) AS "% revenue"
 FROM rfm.customers((SELECT a FROM demo))
 GROUP BY abc_tier ORDER BY abc_tier;
+
+\echo
+\echo '== A managed segmentation: refreshed as of November, then again with December''s orders'
+SELECT rfm.create_segmentation('demo_shop', 'sample.transactions', 'customer_id', 'ordered_at', 'amount',
+                               '{"as_of": "2025-11-30 23:59:59+00"}') AS segmentation_id;
+SELECT rfm.refresh('demo_shop') AS first_run;
+SELECT rfm.alter_segmentation('demo_shop', options => '{"as_of": "2025-12-31 23:59:59+00"}');
+SELECT rfm.refresh('demo_shop') AS second_run;
+SELECT name, kind, mode, last_as_of, customers FROM rfm.segmentation_catalog;
+
+\echo
+\echo '== Movement between the two runs (largest flows; empty from = new customers, empty to = left)'
+SELECT from_segment, to_segment, customers, revenue
+FROM rfm.segment_movement
+WHERE segmentation = 'demo_shop' AND run_id = (SELECT max(run_id) FROM rfm.segment_movement)
+ORDER BY customers DESC LIMIT 12;
+
+\echo
+\echo '== Trend: customers per segment in each run'
+SELECT segment,
+       max(customers) FILTER (WHERE as_of < '2025-12-01') AS november,
+       max(customers) FILTER (WHERE as_of >= '2025-12-01') AS december
+FROM rfm.segment_trend WHERE segmentation = 'demo_shop'
+GROUP BY position, segment ORDER BY position;

@@ -18,7 +18,7 @@ root = __file__.rsplit("/scripts/", 1)[0]
 src = open(f"{root}/docs/reference.src.md").read()
 blocks = re.findall(r"```sql\n(.*?)```", src, re.S)
 marker = "-- rfm-docs-block --"
-script = "SET TimeZone = 'UTC';\nDROP EXTENSION IF EXISTS rfm_segmentation CASCADE;\n" \
+script = "\\set SHOW_CONTEXT never\nSET TimeZone = 'UTC';\nDROP EXTENSION IF EXISTS rfm_segmentation CASCADE;\n" \
     "DROP SCHEMA IF EXISTS rfm CASCADE;\nDROP TABLE IF EXISTS shop;\n" \
     "CREATE EXTENSION rfm_segmentation;\n"
 for b in blocks:
