@@ -127,6 +127,24 @@ SELECT name, kind, mode, active, last_as_of, customers FROM rfm.segmentation_cat
 SELECT rfm_test.error_of($$SELECT rfm.alter_segmentation('main', options => '{"scheme": "nope"}')$$);
 SELECT options FROM rfm.segmentations WHERE name = 'main';
 
+-- a default tier for customers without sales in the window; "now" as the as_of
+SELECT rfm.create_segmentation('june', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
+    '{"as_of": "2025-06-30 23:59:59+00", "period": "1 month", "default_tier": "C"}', 'abc') > 0;
+SELECT rfm.refresh('june') IS NOT NULL AS refreshed;
+SELECT segment, count(*) AS customers, count(*) FILTER (WHERE frequency = 0) AS without_sales
+FROM rfm.customer_segments WHERE segmentation = 'june' GROUP BY 1 ORDER BY 1;
+SELECT count(*) FILTER (WHERE frequency = 0)
+     = (SELECT count(DISTINCT customer_id) FROM mg_tx) - (SELECT count(DISTINCT customer_id) FROM mg_tx
+        WHERE amount >= 0 AND ordered_at > '2025-05-30 23:59:59+00' AND ordered_at <= '2025-06-30 23:59:59+00')
+       AS default_tier_for_everyone_else
+FROM rfm.customer_segments WHERE segmentation = 'june';
+SELECT rfm.create_segmentation('rolling', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
+    '{"as_of": "now", "period": "100 years"}') > 0;
+SELECT rfm.refresh('rolling') IS NOT NULL AS refreshed;
+SELECT as_of BETWEEN now() - interval '1 hour' AND now() AS as_of_is_now, active_customers
+FROM rfm.kpi_overview WHERE segmentation = 'rolling';
+SELECT rfm.drop_segmentation('june'), rfm.drop_segmentation('rolling');
+
 -- pg_cron is not installed here: a clear error
 SELECT rfm_test.error_of($$SELECT rfm.schedule_refresh('main', '0 3 * * *')$$);
 
