@@ -275,6 +275,10 @@ impl State {
     /// The entry of `key`, created empty when new.
     fn entry(&mut self, key: Key) -> Result<&mut Entry> {
         let hash = Self::hash_key(&self.hasher, key);
+        let empty_money = match self.money {
+            MoneyKind::Exact { .. } => 0,
+            MoneyKind::Float => 0f64.to_bits() as i64,
+        };
         let State {
             table,
             arena,
@@ -283,41 +287,39 @@ impl State {
             ..
         } = self;
         let text = *text_keys;
-        let found = table
-            .find(hash, |e| Self::key_of(arena, text, e) == key)
-            .is_some();
-        if !found {
-            let stored = match key {
-                Key::Int(k) => k as u64,
-                Key::Text(t) => {
-                    let off = arena.len();
-                    if off + t.len() > u32::MAX as usize || t.len() > u32::MAX as usize {
-                        return Err(too_many_customers(table.len()));
-                    }
-                    arena.extend_from_slice(t);
-                    ((off as u64) << 32) | t.len() as u64
-                }
-            };
-            let entry = Entry {
-                key: stored,
-                last: i64::MIN,
-                money: match self.money {
-                    MoneyKind::Exact { .. } => 0,
-                    MoneyKind::Float => 0f64.to_bits() as i64,
-                },
-                freq: 0,
-                rows: 0,
-            };
+        // one probe: the closures read the arena only while the slot is being found
+        let slot = {
             let arena_ref: &Vec<u8> = arena;
-            table.insert_unique(hash, entry, |e| {
-                Self::hash_key(hasher, Self::key_of(arena_ref, text, e))
-            });
+            table.entry(
+                hash,
+                |e| Self::key_of(arena_ref, text, e) == key,
+                |e| Self::hash_key(hasher, Self::key_of(arena_ref, text, e)),
+            )
+        };
+        match slot {
+            hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let stored = match key {
+                    Key::Int(k) => k as u64,
+                    Key::Text(t) => {
+                        let off = arena.len();
+                        if off + t.len() > u32::MAX as usize {
+                            return Err(too_many_customers(v.into_table().len()));
+                        }
+                        arena.extend_from_slice(t);
+                        ((off as u64) << 32) | t.len() as u64
+                    }
+                };
+                Ok(v.insert(Entry {
+                    key: stored,
+                    last: i64::MIN,
+                    money: empty_money,
+                    freq: 0,
+                    rows: 0,
+                })
+                .into_mut())
+            }
         }
-        let arena_ref: &Vec<u8> = &self.arena;
-        Ok(self
-            .table
-            .find_mut(hash, |e| Self::key_of(arena_ref, text, e) == key)
-            .expect("present"))
     }
 
     /// Rescales every exact total to `scale`.
