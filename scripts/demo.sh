@@ -6,6 +6,7 @@
 # the script prints how to connect to it and how to remove it.
 #   bash scripts/demo.sh          (or: make demo)
 #   KEEP=1 bash scripts/demo.sh
+#   DEMO_SQL=examples/demo_primitives.sql bash scripts/demo.sh   (the same from the primitives)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ PG_CONFIG=$PG_BIN/pg_config
 DB=rfm_demo
 FIRST_PORT=55432
 KEEP=${KEEP:-0}
+DEMO_SQL=${DEMO_SQL:-examples/demo.sql}
+[ -f "$DEMO_SQL" ] || { echo "demo: no such file: $DEMO_SQL" >&2; exit 1; }
 
 started=$SECONDS
 step_start=$SECONDS
@@ -103,9 +106,9 @@ step "loading the sample shop (examples/sample_data.sql)"
   min(ordered_at) AS first_at, max(ordered_at) AS last_at FROM sample.transactions"
 took "loading"
 
-step "RFM segmentation (examples/demo.sql)"
-"${psql[@]}" -d "$DB" -f examples/demo.sql
-took "demo.sql"
+step "RFM segmentation ($DEMO_SQL)"
+"${psql[@]}" -d "$DB" -f "$DEMO_SQL"
+took "$(basename "$DEMO_SQL")"
 
 echo
 echo "==> demo: done in $((SECONDS - started)) s"

@@ -60,11 +60,16 @@ echo "==> starting a scratch cluster on port $port"
 "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$work/data" -w -l "$work/server.log" \
   -o "-p $port -k $work -c listen_addresses='' -c fsync=off" start >/dev/null
 
+# psql as cargo pgrx regress runs it: terse errors, no NOTICEs
+launcher=$work/launcher.sh
+printf '#!/bin/bash\n$* -v VERBOSITY=terse\n' >"$launcher"
+chmod 755 "$launcher"
 echo "==> pg_regress: setup ${tests[*]}"
 status=0
-"${as_pg[@]}" "$pg_regress" --host="$work" --port="$port" --user=postgres \
+"${as_pg[@]}" env -u PGDATABASE -u PGHOST -u PGPORT -u PGUSER PGOPTIONS="-c client_min_messages=warning" \
+  "$pg_regress" --host="$work" --port="$port" --user=postgres \
   --dbname=rfm_segmentation_regress --inputdir="$root/tests/pg_regress" \
-  --outputdir="$work/out" \
+  --outputdir="$work/out" --launcher="$launcher" \
   setup "${tests[@]}" || status=$?
 
 if [ -n "${ACCEPT:-}" ]; then

@@ -5,29 +5,24 @@
 #   3. cargo clippy --workspace --all-targets --features pg15 -- -D warnings
 #   4. cargo test -p rfm_core                                  (the pure crate)
 #   5. cargo pgrx test pg15 --runas postgres --pgdata /tmp/rfm-test-pgdata   (#[pg_test]s)
-#   6. SQL regression tests: tests/pg_regress/sql/NAME.sql must print exactly
-#      tests/pg_regress/expected/NAME.out (setup.sql first, then the rest by name)
-# and closes with one line "N passed, 0 failed" (unit tests + pg tests + SQL tests).
+#   6. SQL regression tests (scripts/regress.sh): tests/pg_regress/sql/NAME.sql must print
+#      exactly tests/pg_regress/expected/NAME.out (setup.sql first, then the rest by name)
+#   7. integration tests (tests/integration/run.sh): NOTIFY, concurrent refresh and read,
+#      pg_cron scheduling, and that docs/reference.md matches what its examples print
+# and closes with one line "N passed, 0 failed" (the sum over every suite).
 #   bash scripts/test.sh          (or: make test)
+#   TEST_PGDATA=/tmp/a bash scripts/test.sh   (another directory for the pgrx test cluster)
 #
-# About step 6: `cargo pgrx regress` (0.18.1) cannot run as root: it ignores --runas and
-# --pgdata when it starts its server (it runs initdb and pg_ctl as the calling user on
-# ~/.pgrx/data-15, port 28815). So this script does what it does, by hand: install the
-# extension (debug build), start a scratch cluster as the postgres user in
-# /tmp/rfm-regress-pgdata, create a fresh database rfm_segmentation_regress, and run
-# PostgreSQL's pg_regress on setup + every test with the same settings cargo pgrx uses
-# (psql VERBOSITY=terse, client_min_messages=warning). Unlike cargo pgrx, a test without
-# expected output is an error, not silently skipped.
+# `cargo pgrx regress` (0.18.1) cannot run as root: it ignores --runas and --pgdata when it
+# starts its server, so scripts/regress.sh runs pg_regress itself on a scratch cluster owned
+# by postgres, with the settings cargo pgrx uses (psql VERBOSITY=terse,
+# client_min_messages=warning); a test without expected output is an error there, not
+# silently skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BIN/pg_config
-TEST_PGDATA=/tmp/rfm-test-pgdata
-REGRESS_DIR=/tmp/rfm-regress-pgdata
-REGRESS_DB=rfm_segmentation_regress
-FIRST_PORT=55460
+# where the pgrx test cluster lives (override to run two checkouts side by side)
+TEST_PGDATA=${TEST_PGDATA:-/tmp/rfm-test-pgdata}
 
 started=$SECONDS
 step_start=$SECONDS
@@ -37,20 +32,14 @@ logs=$(mktemp -d /tmp/rfm-test-logs-XXXXXX)
 
 if [ "$(id -u)" -eq 0 ]; then
   as_pg=(sudo -u postgres) # PostgreSQL refuses to run as root
-  install_flags=()
 else
   as_pg=()
-  install_flags=(--sudo) # the extension goes into the system's PostgreSQL directories
 fi
 
-regress_up=0
 cleanup() {
   local status=$?
-  if [ "$regress_up" = 1 ]; then
-    "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$REGRESS_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-  fi
   if [ "$status" -eq 0 ]; then
-    rm -rf "$REGRESS_DIR" "$TEST_PGDATA" "$logs"
+    rm -rf "$TEST_PGDATA" "$logs"
   else
     echo "==> test: FAILED (exit $status); logs kept in $logs" >&2
   fi
@@ -114,76 +103,24 @@ fi
 pg_passed=$(cargo_passed "$logs/pgrx.log")
 took "cargo pgrx test"
 
-step "SQL regression tests (tests/pg_regress)"
-regress_passed=0
-shopt -s nullglob
-sql_files=(tests/pg_regress/sql/*.sql)
-shopt -u nullglob
-if [ ${#sql_files[@]} -eq 0 ]; then
-  echo "    no SQL regression tests in tests/pg_regress/sql: 0 tests"
-else
-  # every test needs its expected output (cargo pgrx regress would silently skip it)
-  tests=()
-  missing=0
-  for f in "${sql_files[@]}"; do
-    name=$(basename "$f" .sql)
-    if [ ! -f "tests/pg_regress/expected/$name.out" ]; then
-      echo "test: $f has no expected output tests/pg_regress/expected/$name.out" >&2
-      missing=1
-    fi
-    [ "$name" = setup ] || tests+=("$name")
-  done
-  [ "$missing" = 0 ] || exit 1
-  mapfile -t tests < <(printf '%s\n' "${tests[@]}" | LC_ALL=C sort)
-  if [ -f tests/pg_regress/sql/setup.sql ]; then tests=(setup "${tests[@]}"); fi
-
-  echo "    installing the extension (debug build) into $("$PG_CONFIG" --version)"
-  cargo pgrx install "${install_flags[@]}" --pg-config "$PG_CONFIG" >"$logs/install.log" 2>&1 \
-    || { cat "$logs/install.log" >&2; exit 1; }
-
-  fresh_pg_dir "$REGRESS_DIR"
-  "${as_pg[@]}" "$PG_BIN/initdb" -D "$REGRESS_DIR/data" -U postgres -A trust -E UTF8 \
-    --locale=C.UTF-8 --no-sync >"$logs/initdb.log" 2>&1 || { cat "$logs/initdb.log" >&2; exit 1; }
-  port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || [ -e "$REGRESS_DIR/.s.PGSQL.$1" ]; }
-  port=$FIRST_PORT
-  while port_in_use "$port"; do port=$((port + 1)); done
-  echo "    starting a scratch cluster in $REGRESS_DIR (port $port, unix socket only)"
-  # the server only listens on its own socket directory, so the port cannot clash
-  "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$REGRESS_DIR/data" -l "$REGRESS_DIR/server.log" -w -t 60 \
-    -o "-p $port -k $REGRESS_DIR -c listen_addresses='' -c fsync=off -c client_min_messages=warning" \
-    start >/dev/null || { cat "$REGRESS_DIR/server.log" >&2; exit 1; }
-  regress_up=1
-  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$REGRESS_DIR" -p "$port" -U postgres -d postgres \
-    -c "CREATE DATABASE $REGRESS_DB"
-
-  # what cargo pgrx regress runs psql through (errors without DETAIL/CONTEXT lines)
-  launcher=$REGRESS_DIR/launcher.sh
-  printf '#!/bin/bash\n$* -v VERBOSITY=terse\n' >"$launcher"
-  chmod 755 "$launcher"
-  mkdir -p "$REGRESS_DIR/out"
-  pg_regress="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
-  echo "    pg_regress: ${tests[*]}"
-  status=0
-  (cd "$REGRESS_DIR" && env -u PGDATABASE -u PGHOST -u PGPORT -u PGUSER "$pg_regress" \
-    --host="$REGRESS_DIR" --port="$port" --user=postgres --use-existing --dbname="$REGRESS_DB" \
-    --inputdir="$root/tests/pg_regress" --outputdir="$REGRESS_DIR/out" --launcher="$launcher" \
-    "${tests[@]}") >"$logs/regress.log" 2>&1 || status=$?
-  cat "$logs/regress.log"
-  # pg_regress up to 15 prints "test NAME ... ok", from 16 on "ok N - NAME"
-  regress_passed=$(grep -cE '^(test .* \.\.\. ok|ok [0-9]+ )' "$logs/regress.log" || true)
-  if [ "$status" -ne 0 ]; then
-    [ -f "$REGRESS_DIR/out/regression.diffs" ] && cat "$REGRESS_DIR/out/regression.diffs"
-    echo "test: SQL regression tests failed (output in $REGRESS_DIR/out)" >&2
-    exit "$status"
-  fi
-  if [ "$regress_passed" -ne ${#tests[@]} ]; then
-    echo "test: expected ${#tests[@]} SQL tests to pass, counted $regress_passed" >&2
-    exit 1
-  fi
+step "SQL regression tests (scripts/regress.sh: tests/pg_regress)"
+bash scripts/regress.sh 2>&1 | tee "$logs/regress.log"
+# pg_regress up to 15 prints "test NAME ... ok", from 16 on "ok N - NAME"
+regress_passed=$(grep -cE '^(test .* \.\.\. ok|ok [0-9]+ )' "$logs/regress.log" || true)
+expected_sql=$(find tests/pg_regress/sql -name '*.sql' | wc -l)
+if [ "$regress_passed" -ne "$expected_sql" ]; then
+  echo "test: expected $expected_sql SQL tests to pass, counted $regress_passed" >&2
+  exit 1
 fi
 took "SQL regression tests"
 
+step "integration tests (tests/integration/run.sh: NOTIFY, concurrency, pg_cron, docs)"
+bash tests/integration/run.sh 2>&1 | tee "$logs/integration.log"
+integration_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/integration.log")
+[ -n "$integration_passed" ] || { echo "test: integration tests did not report" >&2; exit 1; }
+took "integration tests"
+
 echo
 echo "==> test: all checks passed in $((SECONDS - started)) s" \
-  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed)"
-echo "$((core_passed + pg_passed + regress_passed)) passed, 0 failed"
+  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed, integration: $integration_passed)"
+echo "$((core_passed + pg_passed + regress_passed + integration_passed)) passed, 0 failed"

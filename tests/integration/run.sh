@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Integration tests that need more than one session or a preloaded library: NOTIFY
 # received by a listening session, concurrent refreshes and reads, and pg_cron
-# scheduling. Runs against a scratch PostgreSQL 15 cluster owned by the postgres user
-# that preloads pg_cron; the extension must already be installed (cargo pgrx install).
+# scheduling, and that docs/reference.md is what its examples print. Installs the extension
+# (debug build) and runs against a scratch PostgreSQL 15 cluster owned by the postgres user
+# that preloads pg_cron.
 # Ends with "N passed, M failed" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DB=rfm_it
 if [ "$(id -u)" = 0 ]; then as_pg=(sudo -u postgres); else as_pg=(); fi
+
+echo "==> installing the extension"
+if [ "$(id -u)" = 0 ]; then
+  cargo pgrx install --pg-config "$PG_BIN/pg_config" >/dev/null
+else
+  cargo pgrx install --sudo --pg-config "$PG_BIN/pg_config" >/dev/null
+fi
 
 work=$(mktemp -d /tmp/rfm-it.XXXXXX)
 chmod 755 "$work"
@@ -42,6 +50,8 @@ SELECT rfm.create_segmentation('main', 'it_tx', 'customer_id', 'ordered_at', 'am
 SELECT rfm.refresh('main');
 SQL
 
+# from here on a failed condition is counted, not fatal
+set +e
 passed=0
 failed=0
 check() { # check NAME CONDITION-EXIT-STATUS
@@ -102,6 +112,11 @@ check "rfm.unschedule_refresh removes the job" $?
 nightly=$(q "SELECT cron.schedule('rfm-nightly', '0 3 * * *', 'SELECT rfm.refresh_all()')")
 [ -n "$nightly" ]
 check "refresh_all can be scheduled nightly with cron.schedule" $?
+
+# 4. the SQL reference shows what its examples really print
+psql_ -d postgres -c "CREATE DATABASE rfm_docs"
+"${as_pg[@]}" python3 scripts/docs.py --check -h "$work" -p "$port" -U postgres -d rfm_docs
+check "docs/reference.md matches the output of its examples" $?
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
