@@ -41,7 +41,7 @@ fn local_state<T>(value: T) -> Internal {
 
 fn corrupted(what: &str) -> RfmError {
     RfmError::new(
-        rfm_core::ErrorKind::DataCorrupted,
+        rfm_core::ErrorKind::InvalidBinary,
         format!("invalid serialized {what} state"),
     )
 }

@@ -5,7 +5,10 @@
 
 use crate::errors::{raise, OrRaise};
 use pgrx::prelude::*;
-use pgrx::{direct_function_call, AnyNumeric, Internal, IntoDatum, JsonB, PgMemoryContexts};
+use pgrx::{
+    direct_function_call, AnyNumeric, GucContext, GucFlags, GucRegistry, GucSetting, Internal,
+    IntoDatum, JsonB, PgMemoryContexts,
+};
 use rfm_core::analysis::{self, Analysis, Config, Days, Key, Method, Money, State};
 use rfm_core::{abc, numeric, quantile, scheme, ErrorKind, RfmError};
 use serde_json::Value;
@@ -236,8 +239,27 @@ unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
     pgrx::varlena::varlena_to_byte_slice(p)
 }
 
-/// How many customers one analysis may hold before its value would not fit in 1 GB.
-const MAX_CUSTOMERS: usize = 20_000_000;
+/// How many customers one analysis may hold: its value must fit in 1 GB. The setting
+/// `rfm.max_customers` may lower the limit (never raise it).
+const MAX_CUSTOMERS_LIMIT: i32 = 20_000_000;
+static MAX_CUSTOMERS: GucSetting<i32> = GucSetting::<i32>::new(MAX_CUSTOMERS_LIMIT);
+
+pub fn init_gucs() {
+    GucRegistry::define_int_guc(
+        c"rfm.max_customers",
+        c"Largest number of customers one rfm.analyze value may hold.",
+        c"An analysis must fit in one value (1 GB); rfm.analyze stops with an error (54000) past this many customers instead of running out of memory.",
+        &MAX_CUSTOMERS,
+        1,
+        MAX_CUSTOMERS_LIMIT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+fn max_customers() -> usize {
+    MAX_CUSTOMERS.get().max(1) as usize
+}
 
 /// The transition function of every `rfm.analyze` signature.
 #[pg_extern(sql = false)]
@@ -297,7 +319,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             rfm_core::error::check_finite("amount", v).and_then(|v| s.state.add_float(key, ts, v))
         };
         result.or_raise();
-        if s.state.len() > MAX_CUSTOMERS {
+        if s.state.len() > max_customers() {
             raise(too_many(s.state.len()));
         }
         state
@@ -317,7 +339,10 @@ impl AnalyzeState {
 fn too_many(n: usize) -> RfmError {
     RfmError::new(
         ErrorKind::ProgramLimit,
-        format!("rfm.analyze saw {n} customers; an analysis holds at most {MAX_CUSTOMERS} customers in one value (1 GB)"),
+        format!(
+            "rfm.analyze saw {n} customers; one analysis holds at most {} (rfm.max_customers)",
+            max_customers()
+        ),
     )
     .with_hint("Filter the rows with WHERE, or partition the work, for example GROUP BY region.")
 }
@@ -336,7 +361,7 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         match a.get_mut::<AnalyzeState>() {
             Some(s) => {
                 s.state.merge(other_state).or_raise();
-                if s.state.len() > MAX_CUSTOMERS {
+                if s.state.len() > max_customers() {
                     raise(too_many(s.state.len()));
                 }
                 a
@@ -373,7 +398,7 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         let bytes = varlena_bytes(arg(fcinfo, 0).expect("strict"));
         let corrupt = || {
             RfmError::new(
-                ErrorKind::DataCorrupted,
+                ErrorKind::InvalidBinary,
                 "invalid serialized rfm.analyze state",
             )
         };

@@ -10,6 +10,12 @@ mod analyze;
 mod errors;
 mod primitives;
 
+/// Called once when the library is loaded: registers the settings.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    analyze::init_gucs();
+}
+
 extension_sql_file!(
     "../sql/schemes.sql",
     name = "schemes_view",

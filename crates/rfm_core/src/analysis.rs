@@ -977,7 +977,7 @@ impl Analysis {
     /// left unread (and empty).
     pub fn deserialize(bytes: &[u8], with_customers: bool) -> Result<Analysis> {
         Self::read(bytes, with_customers).ok_or_else(|| {
-            RfmError::new(ErrorKind::DataCorrupted, "invalid rfm.analysis value")
+            RfmError::new(ErrorKind::InvalidBinary, "invalid rfm.analysis value")
                 .with_hint("Pass the result of rfm.analyze(...) unchanged.")
         })
     }
@@ -1192,7 +1192,7 @@ mod tests {
     fn corrupted_values_are_rejected() {
         assert!(State::deserialize(&[9, 9, 9]).is_none());
         let e = Analysis::deserialize(&[1, 2, 3], true).unwrap_err();
-        assert_eq!(e.kind.sqlstate(), "XX001");
+        assert_eq!(e.kind.sqlstate(), "22P03");
     }
 
     #[test]

@@ -18,8 +18,9 @@ pub enum ErrorKind {
     UndefinedObject,
     /// 54000 `program_limit_exceeded`: the work would not fit in one value.
     ProgramLimit,
-    /// XX001 `data_corrupted`: a serialized state that cannot be read back.
-    DataCorrupted,
+    /// 22P03 `invalid_binary_representation`: bytes that are not a value of ours (an
+    /// `rfm.analysis` built by hand, or a damaged serialized state).
+    InvalidBinary,
 }
 
 impl ErrorKind {
@@ -32,7 +33,7 @@ impl ErrorKind {
             ErrorKind::InvalidText => "22P02",
             ErrorKind::UndefinedObject => "42704",
             ErrorKind::ProgramLimit => "54000",
-            ErrorKind::DataCorrupted => "XX001",
+            ErrorKind::InvalidBinary => "22P03",
         }
     }
 }

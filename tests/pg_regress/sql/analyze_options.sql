@@ -70,4 +70,9 @@ SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, x) FROM ed, (VALUES ('NaN'::
 SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, x) FROM ed, (VALUES ('Infinity'::float8)) v(x)$$);
 SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, x) FROM ed, (VALUES ('-Infinity'::numeric)) v(x)$$);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.summary('\x00'::bytea::rfm.analysis)$$);
+-- an analysis too large for one value stops with a clear error, not an out-of-memory kill
+SET rfm.max_customers = 3;
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a) FROM ed$$);
+RESET rfm.max_customers;
+SELECT rfm_test.error_of($$SET rfm.max_customers = 30000000$$);
 DROP TABLE ed;
