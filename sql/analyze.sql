@@ -33,42 +33,42 @@ CREATE FUNCTION analyze_final(internal) RETURNS analysis
 
 CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount numeric) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount numeric, options jsonb) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount double precision) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount double precision, options jsonb) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount numeric) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount numeric, options jsonb) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount double precision) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount double precision, options jsonb) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
-    COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
+    FINALFUNC_MODIFY = READ_WRITE, COMBINEFUNC = analyze_combine, SERIALFUNC = analyze_serialize,
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE "analyze"(bigint, timestamptz, numeric, jsonb) IS

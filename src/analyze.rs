@@ -28,6 +28,9 @@ const OPTION_KEYS: [&str; 8] = [
 pub struct AnalyzeState {
     state: State,
     options_bytes: Vec<u8>,
+    /// Whether the options argument is a constant or parameter of the query, so that it
+    /// cannot change from row to row and needs no comparison.
+    options_const: bool,
 }
 
 fn option_error(key: &str, what: &str) -> RfmError {
@@ -286,6 +289,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 options_bytes: options
                     .map(|d| varlena_bytes(d).to_vec())
                     .unwrap_or_default(),
+                options_const: pg_sys::get_fn_expr_arg_stable(flinfo, 4),
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
             state = Internal::from(Some(pg_sys::Datum::from(ptr)));
@@ -293,7 +297,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         let s = state.get_mut::<AnalyzeState>().expect("initialized");
         // options must not change from row to row
         if let Some(d) = arg(fcinfo, 4) {
-            if varlena_bytes(d) != s.options_bytes.as_slice() {
+            if !s.options_const && varlena_bytes(d) != s.options_bytes.as_slice() {
                 raise(RfmError::invalid("options must be the same for every row"));
             }
         }
@@ -370,6 +374,7 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 let s = AnalyzeState {
                     state: other_state,
                     options_bytes: std::mem::take(&mut other.options_bytes),
+                    options_const: false,
                 };
                 let ptr =
                     PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
@@ -414,6 +419,7 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         Internal::new(AnalyzeState {
             state,
             options_bytes: opts.to_vec(),
+            options_const: false,
         })
     }
 }
@@ -448,20 +454,29 @@ fn days_for(config: &Config) -> Days {
 #[pg_extern(sql = false)]
 fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
     unsafe {
-        let state = Internal::from(arg(fcinfo, 0));
-        let s = state.get::<AnalyzeState>()?;
+        // FINALFUNC_MODIFY = READ_WRITE: the state is consumed here (its table is freed as
+        // soon as the customers are copied out), so it is never finalized twice
+        let mut state = Internal::from(arg(fcinfo, 0));
+        let s = state.get_mut::<AnalyzeState>()?;
         let days = days_for(&s.state.config);
-        let analysis = analysis::finalize(&s.state, &days).or_raise();
-        let bytes = analysis.serialize();
+        let customers = s.state.len();
+        let (bytes_now, bytes_peak) = (s.state.memory_bytes(), s.state.peak_bytes());
+        debug1!(
+            "rfm.analyze: {customers} customers, state {bytes_now} bytes ({:.1} per customer), peak {bytes_peak} bytes",
+            bytes_now as f64 / customers.max(1) as f64
+        );
+        let empty = State::new(s.state.config.clone(), false, false);
+        let taken = std::mem::replace(&mut s.state, empty);
+        let bytes = analysis::finalize(taken, &days).or_raise();
         if bytes.len() >= (1 << 30) - 1024 {
-            raise(too_many(analysis.customers.len()));
+            raise(too_many(customers));
         }
         Some(bytes)
     }
 }
 
-fn read(a: &[u8], with_customers: bool) -> Analysis {
-    Analysis::deserialize(a, with_customers).or_raise()
+fn read(a: &[u8]) -> Analysis {
+    Analysis::deserialize(a, false).or_raise()
 }
 
 fn money(m: Money) -> AnyNumeric {
@@ -501,8 +516,8 @@ fn customers(
         name!(abc_tier, String),
     ),
 > {
-    let a = read(analysis, true);
-    TableIterator::new(a.customers.into_iter().map(|c| {
+    let rows = Analysis::customers(analysis).or_raise();
+    TableIterator::new(rows.map(|c| {
         let fm = c.fm();
         let code = c.rfm_code();
         (
@@ -540,7 +555,7 @@ fn summary(
         name!(avg_monetary, Option<f64>),
     ),
 > {
-    let a = read(analysis, false);
+    let a = read(analysis);
     let total_customers = a.overview.active_customers as f64;
     let total_revenue = a.overview.total_revenue.to_f64();
     TableIterator::new(a.summary.into_iter().map(move |s| {
@@ -592,7 +607,7 @@ fn thresholds(
         name!(customers, i64),
     ),
 > {
-    let a = read(analysis, false);
+    let a = read(analysis);
     TableIterator::new(a.thresholds.into_iter().map(|t| {
         (
             t.metric.to_string(),
@@ -619,7 +634,7 @@ fn grid(
         name!(revenue, AnyNumeric),
     ),
 > {
-    let a = read(analysis, false);
+    let a = read(analysis);
     TableIterator::new(
         a.grid
             .into_iter()
@@ -643,7 +658,7 @@ fn overview(
         name!(transactions, i64),
     ),
 > {
-    let a = read(analysis, false);
+    let a = read(analysis);
     let o = a.overview;
     let as_of = TimestampWithTimeZone::try_from(o.as_of)
         .unwrap_or_else(|_| raise(RfmError::out_of_range("as_of out of range")));

@@ -63,43 +63,63 @@ fn fmt_float(v: f64) -> String {
 
 /// Assigns a tier index to each value of `sorted_desc` (sorted highest first).
 pub fn assign_sorted(sorted_desc: &[f64], shares: &[f64]) -> Vec<usize> {
-    let last = shares.len() - 1;
     let total: f64 = sorted_desc.iter().filter(|&&v| v > 0.0).sum();
-    let bounds: Vec<f64> = shares[..last]
-        .iter()
-        .scan(0.0, |acc, s| {
-            *acc += s;
-            Some(*acc)
-        })
-        .collect();
-    let mut tiers = Vec::with_capacity(sorted_desc.len());
-    let mut ahead = 0.0;
-    let mut i = 0;
-    while i < sorted_desc.len() {
-        let v = sorted_desc[i];
-        let mut j = i;
-        while j < sorted_desc.len() && sorted_desc[j] == v {
-            j += 1;
+    let mut walk = TierWalk::new(shares, total);
+    sorted_desc.iter().map(|&v| walk.next(v)).collect()
+}
+
+/// Tiers for values that arrive one at a time, highest first, without holding them:
+/// `total` is the sum of the positive values. [`assign_sorted`] is this walk over a slice.
+#[derive(Debug, Clone)]
+pub struct TierWalk {
+    /// Cumulative share bounds of every tier but the last.
+    bounds: Vec<f64>,
+    total: f64,
+    /// Sum of the positive values seen so far.
+    ahead: f64,
+    /// The previous value and its tier: equal values share the tier of the first of them.
+    prev: Option<(f64, usize)>,
+}
+
+impl TierWalk {
+    pub fn new(shares: &[f64], total: f64) -> TierWalk {
+        let last = shares.len().saturating_sub(1);
+        let bounds = shares[..last]
+            .iter()
+            .scan(0.0, |acc, s| {
+                *acc += s;
+                Some(*acc)
+            })
+            .collect();
+        TierWalk {
+            bounds,
+            total,
+            ahead: 0.0,
+            prev: None,
         }
-        let tier = if v > 0.0 && total > 0.0 {
-            let share_ahead = ahead / total;
-            bounds
-                .iter()
-                .position(|&b| b - share_ahead > BOUND_EPSILON)
-                .unwrap_or(last)
-        } else {
-            last
+    }
+
+    /// The tier index of the next value (values must not increase).
+    pub fn next(&mut self, v: f64) -> usize {
+        let last = self.bounds.len();
+        let tier = match self.prev {
+            Some((p, t)) if p == v => t,
+            _ if v > 0.0 && self.total > 0.0 => {
+                let share_ahead = self.ahead / self.total;
+                self.bounds
+                    .iter()
+                    .position(|&b| b - share_ahead > BOUND_EPSILON)
+                    .unwrap_or(last)
+            }
+            _ => last,
         };
-        tiers.extend(std::iter::repeat_n(tier, j - i));
         if v > 0.0 {
             // one addition per customer, in rank order, as a running SQL sum would do
-            for _ in i..j {
-                ahead += v;
-            }
+            self.ahead += v;
         }
-        i = j;
+        self.prev = Some((v, tier));
+        tier
     }
-    tiers
 }
 
 /// Sorts values highest first (a deterministic order whatever the input order).

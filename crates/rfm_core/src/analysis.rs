@@ -209,6 +209,9 @@ pub struct State {
     table: HashTable<Entry>,
     arena: Vec<u8>,
     hasher: foldhash::fast::FixedState,
+    /// The most memory the state has held: while the table grows, the old and the new
+    /// table exist together.
+    peak_bytes: usize,
 }
 
 fn overflow() -> RfmError {
@@ -228,6 +231,7 @@ impl State {
             table: HashTable::new(),
             arena: Vec::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x0005_eed0_f2f3),
+            peak_bytes: 0,
         }
     }
 
@@ -250,9 +254,21 @@ impl State {
         self.table.is_empty()
     }
 
-    /// Bytes the state holds (table and key arena), for limits and benchmarks.
+    /// Bytes the state holds now (hash table and text key arena).
     pub fn memory_bytes(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<Entry>() + 1) + self.arena.capacity()
+        self.table.allocation_size() + self.arena.capacity()
+    }
+
+    /// The most bytes the state has held at once, table growth included.
+    pub fn peak_bytes(&self) -> usize {
+        self.peak_bytes.max(self.memory_bytes())
+    }
+
+    /// Records the memory of a table growth: `before` bytes were held while the new
+    /// table was allocated.
+    fn note_growth(&mut self, before: usize) {
+        let now = self.memory_bytes();
+        self.peak_bytes = self.peak_bytes.max(before + now);
     }
 
     fn key_of<'a>(arena: &'a [u8], text: bool, e: &Entry) -> Key<'a> {
@@ -274,6 +290,15 @@ impl State {
 
     /// The entry of `key`, created empty when new.
     fn entry(&mut self, key: Key) -> Result<&mut Entry> {
+        if self.table.len() == self.table.capacity() {
+            // the table is full and grows now (hashbrown's entry() would grow it too): the
+            // old and the new table are held together for a moment
+            let before = self.memory_bytes();
+            let (arena, hasher, text) = (&self.arena, &self.hasher, self.text_keys);
+            self.table
+                .reserve(1, |e| Self::hash_key(hasher, Self::key_of(arena, text, e)));
+            self.note_growth(before);
+        }
         let hash = Self::hash_key(&self.hasher, key);
         let empty_money = match self.money {
             MoneyKind::Exact { .. } => 0,
@@ -484,7 +509,8 @@ impl State {
 }
 
 const STATE_VERSION: u8 = 1;
-const ANALYSIS_VERSION: u8 = 1;
+/// Version 2: customers encoded compactly (varints, segment and tier as indexes).
+const ANALYSIS_VERSION: u8 = 2;
 
 fn too_many_customers(n: usize) -> RfmError {
     RfmError::new(
@@ -640,12 +666,15 @@ pub struct Analysis {
     pub customers: Vec<CustomerRow>,
 }
 
-struct Active {
+/// One active customer while the analysis is finished: 24 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Act {
+    /// As in [`Entry::key`].
     key: u64,
-    recency: i32,
-    freq: u32,
+    /// As in [`Entry::money`].
     money: i64,
-    money_f: f64,
+    recency: u32,
+    freq: u32,
 }
 
 fn money_add(a: Money, b: Money) -> Money {
@@ -656,34 +685,43 @@ fn money_add(a: Money, b: Money) -> Money {
     }
 }
 
-/// Scores for one metric: the score of each active customer (in `order`) and the rows of
-/// the thresholds table.
+/// Float bits mapped to integers in the order of `f64::total_cmp`.
+fn float_order(bits: i64) -> i64 {
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+/// Scores of one metric for every active customer (written to `scores[..][slot]`) and the
+/// rows of the thresholds table. `value(i)` is the metric of customer `i`; `key_cmp`
+/// orders customers by key (the tie-breaker of the `ntile` method); `work` is scratch space.
+#[allow(clippy::too_many_arguments)] // one call per metric, from finalize only
 fn score_metric(
     metric: usize,
-    values: &[f64],
-    keys_cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering,
+    n_active: usize,
+    value: &dyn Fn(usize) -> f64,
+    key_cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering,
     config: &Config,
-) -> (Vec<i32>, Vec<ThresholdRow>) {
+    scores: &mut [[u8; 4]],
+    work: &mut Vec<f64>,
+) -> Vec<ThresholdRow> {
     let n = config.buckets;
     let higher_is_better = metric != 0;
     let name = METRICS[metric];
-    let mut scores = vec![0i32; values.len()];
+    let mut counts = vec![0i64; n + 1];
     let mut rows = Vec::with_capacity(n);
     match config.method {
         Method::Quantile | Method::Fixed => {
-            let (t, at_least) = if config.method == Method::Fixed {
-                let f = config.fixed.as_ref().expect("validated");
+            let (t, at_least) = if let (Method::Fixed, Some(f)) = (config.method, &config.fixed) {
                 (f[metric].clone(), metric != 0)
             } else {
-                let mut work = values.to_vec();
-                (
-                    quantile::thresholds(&mut work, n).unwrap_or_default(),
-                    false,
-                )
+                work.clear();
+                work.extend((0..n_active).map(value));
+                (quantile::thresholds(work, n).unwrap_or_default(), false)
             };
             if !t.is_empty() {
-                for (s, &v) in scores.iter_mut().zip(values) {
-                    *s = score::score_checked(v, &t, higher_is_better, at_least);
+                for (i, s) in scores.iter_mut().enumerate() {
+                    let sc = score::score_checked(value(i), &t, higher_is_better, at_least);
+                    s[metric] = sc as u8;
+                    counts[sc as usize] += 1;
                 }
             }
             for sc in 1..=n as i32 {
@@ -704,39 +742,35 @@ fn score_metric(
                     score: sc,
                     lower_bound: lower,
                     upper_bound: upper,
-                    customers: scores.iter().filter(|&&x| x == sc).count() as i64,
+                    customers: counts[sc as usize],
                 });
             }
         }
         Method::Ntile => {
             // NTILE(n) OVER (ORDER BY value, key); recency is ordered highest first so
             // that the most recent customers get the highest score
-            let mut order: Vec<usize> = (0..values.len()).collect();
+            let mut order: Vec<u32> = (0..n_active as u32).collect();
             order.sort_unstable_by(|&a, &b| {
+                let (va, vb) = (value(a as usize), value(b as usize));
                 let by_value = if higher_is_better {
-                    values[a].total_cmp(&values[b])
+                    va.total_cmp(&vb)
                 } else {
-                    values[b].total_cmp(&values[a])
+                    vb.total_cmp(&va)
                 };
-                by_value.then_with(|| keys_cmp(a, b))
+                by_value.then_with(|| key_cmp(a as usize, b as usize))
             });
-            let total = values.len();
-            let (small, extra) = (total / n, total % n);
+            let (small, extra) = (n_active / n, n_active % n);
             let mut pos = 0;
             for bucket in 1..=n {
                 let size = small + usize::from(bucket <= extra);
                 let members = &order[pos..pos + size];
+                let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
                 for &i in members {
-                    scores[i] = bucket as i32;
+                    scores[i as usize][metric] = bucket as u8;
+                    let v = value(i as usize);
+                    lo = Some(lo.map_or(v, |x| x.min(v)));
+                    hi = Some(hi.map_or(v, |x| x.max(v)));
                 }
-                let vals = members.iter().map(|&i| values[i]);
-                let (lo, hi) =
-                    vals.fold((None, None), |(lo, hi): (Option<f64>, Option<f64>), v| {
-                        (
-                            Some(lo.map_or(v, |x| x.min(v))),
-                            Some(hi.map_or(v, |x| x.max(v))),
-                        )
-                    });
                 rows.push(ThresholdRow {
                     metric: name,
                     score: bucket as i32,
@@ -748,14 +782,23 @@ fn score_metric(
             }
         }
     }
-    (scores, rows)
+    rows
 }
 
-/// Computes the analysis from a finished state.
-pub fn finalize(state: &State, days: &Days) -> Result<Analysis> {
-    let config = &state.config;
-    let text = state.text_keys;
-    let exact_scale = match state.money {
+/// Computes the analysis from a finished state and returns the `rfm.analysis` value. The
+/// state's table is released as soon as the active customers are copied out of it, so the
+/// memory this needs beyond the state is about 28 bytes per active customer plus the value
+/// itself (about 15 bytes per customer).
+pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
+    let table = std::mem::take(&mut state.table);
+    let State {
+        config,
+        text_keys: text,
+        money: money_kind,
+        arena,
+        ..
+    } = state;
+    let exact_scale = match money_kind {
         MoneyKind::Exact { scale } => Some(scale),
         MoneyKind::Float => None,
     };
@@ -763,56 +806,88 @@ pub fn finalize(state: &State, days: &Days) -> Result<Analysis> {
         Some(s) => Money::Exact(m as i128, s),
         None => Money::Float(f64::from_bits(m as u64)),
     };
-    let mut active = Vec::new();
-    let mut excluded = 0i64;
+    let money_f = |m: i64| to_money(m).to_f64();
+    let n_active = table.iter().filter(|e| e.freq > 0).count();
+    let excluded = (table.len() - n_active) as i64;
     let mut transactions = 0i64;
-    for e in state.table.iter() {
-        if e.freq == 0 {
-            excluded += 1;
-            continue;
-        }
+    let mut act = Vec::with_capacity(n_active);
+    for e in table.iter().filter(|e| e.freq > 0) {
         transactions += e.rows as i64;
-        active.push(Active {
+        act.push(Act {
             key: e.key,
-            recency: days.as_of_day - days.day_of(e.last),
-            freq: e.freq,
             money: e.money,
-            money_f: to_money(e.money).to_f64(),
+            recency: (days.as_of_day - days.day_of(e.last)).max(0) as u32,
+            freq: e.freq,
         });
     }
-    // a deterministic order whatever the input order: monetary (highest first), then key
-    let key_cmp = |a: &Active, b: &Active| -> std::cmp::Ordering {
-        match (
-            State::key_of(&state.arena, text, &DummyEntry::of(a.key)),
-            State::key_of(&state.arena, text, &DummyEntry::of(b.key)),
-        ) {
-            (Key::Int(x), Key::Int(y)) => x.cmp(&y),
-            (Key::Text(x), Key::Text(y)) => x.cmp(y),
-            _ => std::cmp::Ordering::Equal,
+    drop(table);
+    let key_bytes = |k: u64| -> &[u8] {
+        let (off, len) = ((k >> 32) as usize, (k & 0xFFFF_FFFF) as usize);
+        &arena[off..off + len]
+    };
+    let key_cmp = |a: &Act, b: &Act| -> std::cmp::Ordering {
+        if text {
+            key_bytes(a.key).cmp(key_bytes(b.key))
+        } else {
+            (a.key as i64).cmp(&(b.key as i64))
         }
     };
-    active.sort_unstable_by(|a, b| {
-        let by_money = match exact_scale {
-            Some(_) => b.money.cmp(&a.money),
-            None => b.money_f.total_cmp(&a.money_f),
-        };
-        by_money.then_with(|| key_cmp(a, b))
-    });
-    let n_active = active.len();
-    // scores
-    let recency: Vec<f64> = active.iter().map(|a| a.recency as f64).collect();
-    let frequency: Vec<f64> = active.iter().map(|a| a.freq as f64).collect();
-    let monetary: Vec<f64> = active.iter().map(|a| a.money_f).collect();
-    let cmp_idx = |i: usize, j: usize| key_cmp(&active[i], &active[j]);
-    let (r, mut rows) = score_metric(0, &recency, &cmp_idx, config);
-    let (f, rows_f) = score_metric(1, &frequency, &cmp_idx, config);
-    let (m, rows_m) = score_metric(2, &monetary, &cmp_idx, config);
-    rows.extend(rows_f);
-    rows.extend(rows_m);
-    // ABC on the monetary order (already highest first)
-    let tiers = abc::assign_sorted(&monetary, &config.abc_shares);
-    // segments
-    let table = config.scheme.map(|s| s.table());
+    // a deterministic order whatever the input order: monetary (highest first), then key
+    let ord_money = |m: i64| {
+        if exact_scale.is_some() {
+            m
+        } else {
+            float_order(m)
+        }
+    };
+    if text {
+        act.sort_unstable_by(|a, b| {
+            ord_money(b.money)
+                .cmp(&ord_money(a.money))
+                .then_with(|| key_cmp(a, b))
+        });
+    } else {
+        act.sort_unstable_by_key(|a| (std::cmp::Reverse(ord_money(a.money)), a.key as i64));
+    }
+
+    // scores: r, f, m and the ABC tier of every customer
+    let mut scores = vec![[0u8; 4]; n_active];
+    let mut work = Vec::new();
+    let idx_cmp = |i: usize, j: usize| key_cmp(&act[i], &act[j]);
+    let mut thresholds = score_metric(
+        0,
+        n_active,
+        &|i| act[i].recency as f64,
+        &idx_cmp,
+        &config,
+        &mut scores,
+        &mut work,
+    );
+    for (metric, value) in [
+        (1, &(|i: usize| act[i].freq as f64) as &dyn Fn(usize) -> f64),
+        (2, &|i: usize| money_f(act[i].money)),
+    ] {
+        let rows = score_metric(
+            metric,
+            n_active,
+            value,
+            &idx_cmp,
+            &config,
+            &mut scores,
+            &mut work,
+        );
+        thresholds.extend(rows);
+    }
+    drop(work);
+    let positive: f64 = act
+        .iter()
+        .map(|a| money_f(a.money))
+        .filter(|&v| v > 0.0)
+        .sum();
+    let mut tiers = abc::TierWalk::new(&config.abc_shares, positive);
+
+    // summary and grid
+    let seg_table = config.scheme.map(|s| s.table());
     let seg_names: Vec<&str> = config
         .scheme
         .map(|s| s.segments.iter().map(|x| x.name).collect())
@@ -851,15 +926,16 @@ pub fn finalize(state: &State, days: &Days) -> Result<Analysis> {
             }
         }
     }
-    let mut customers = Vec::with_capacity(n_active);
     let mut total = zero;
-    for (i, a) in active.iter().enumerate() {
+    // segment index + 1 (0: none) of every customer, kept in the fourth score byte's place
+    // would clash with the tier, so segments are recomputed when writing (a table lookup)
+    for (a, s) in act.iter().zip(scores.iter_mut()) {
         let money = to_money(a.money);
         total = money_add(total, money);
-        let (ri, fi, mi) = (r[i], f[i], m[i]);
-        let segment = table.map(|t| t[scheme::code_index(ri, fi, mi)] as usize);
-        if let Some(si) = segment {
-            let row = &mut summary[si];
+        s[3] = tiers.next(money_f(a.money)) as u8;
+        if let Some(t) = &seg_table {
+            let (ri, fi, mi) = (s[0] as i32, s[1] as i32, s[2] as i32);
+            let row = &mut summary[t[scheme::code_index(ri, fi, mi)] as usize];
             row.customers += 1;
             row.revenue = money_add(row.revenue, money);
             row.frequency_sum += a.freq as i64;
@@ -869,23 +945,9 @@ pub fn finalize(state: &State, days: &Days) -> Result<Analysis> {
             cell.customers += 1;
             cell.revenue = money_add(cell.revenue, money);
         }
-        let key = match State::key_of(&state.arena, text, &DummyEntry::of(a.key)) {
-            Key::Int(k) => k.to_string(),
-            Key::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        };
-        customers.push(CustomerRow {
-            key,
-            recency_days: a.recency,
-            frequency: a.freq as i64,
-            monetary: money,
-            r: ri,
-            f: fi,
-            m: mi,
-            segment: segment.map(|si| seg_names[si].to_string()),
-            abc_tier: config.abc_names[tiers[i]].clone(),
-        });
     }
-    Ok(Analysis {
+
+    let header = Header {
         overview: Overview {
             as_of: config.as_of,
             period: config.period.clone(),
@@ -897,39 +959,69 @@ pub fn finalize(state: &State, days: &Days) -> Result<Analysis> {
         method: config.method,
         buckets: config.buckets as i32,
         scheme: config.scheme.map(|s| s.name.to_string()),
-        thresholds: rows,
+        thresholds,
         summary,
         grid,
-        customers,
-    })
-}
-
-/// Lets `key_of` read a bare key.
-struct DummyEntry;
-
-impl DummyEntry {
-    fn of(key: u64) -> Entry {
-        Entry {
-            key,
-            last: 0,
-            money: 0,
-            freq: 0,
-            rows: 0,
-        }
+    };
+    let mut w = Writer::new(ANALYSIS_VERSION, 1024 + n_active * 16);
+    header.write(&mut w);
+    // the customers, highest monetary first
+    w.u8(text as u8);
+    w.u8(exact_scale.is_some() as u8);
+    w.u32(exact_scale.unwrap_or(0));
+    w.u32(seg_names.len() as u32);
+    for n in &seg_names {
+        w.short_bytes(n.as_bytes());
     }
+    w.u32(config.abc_names.len() as u32);
+    for n in &config.abc_names {
+        w.short_bytes(n.as_bytes());
+    }
+    w.u64(n_active as u64);
+    for (a, s) in act.iter().zip(&scores) {
+        if text {
+            w.short_bytes(key_bytes(a.key));
+        } else {
+            w.zigzag(a.key as i64);
+        }
+        w.varint(a.recency as u64);
+        w.varint(a.freq as u64);
+        if exact_scale.is_some() {
+            w.zigzag(a.money);
+        } else {
+            w.f64(f64::from_bits(a.money as u64));
+        }
+        w.u8(s[0]);
+        w.u8(s[1]);
+        w.u8(s[2]);
+        let segment = seg_table.as_ref().map_or(0, |t| {
+            t[scheme::code_index(s[0] as i32, s[1] as i32, s[2] as i32)] + 1
+        });
+        w.u8(segment);
+        w.u8(s[3]);
+    }
+    Ok(w.finish())
 }
 
-impl Analysis {
-    /// The `rfm.analysis` value: version byte, then the small tables, then the customers,
-    /// so that accessors of the small tables never read the customers.
-    pub fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::new(ANALYSIS_VERSION, 256 + self.customers.len() * 48);
+/// Everything in an `rfm.analysis` value but the customers.
+struct Header {
+    overview: Overview,
+    method: Method,
+    buckets: i32,
+    scheme: Option<String>,
+    thresholds: Vec<ThresholdRow>,
+    summary: Vec<SummaryRow>,
+    grid: Vec<GridRow>,
+}
+
+impl Header {
+    fn write(&self, w: &mut Writer) {
         let o = &self.overview;
         w.i64(o.as_of);
         w.bytes(o.period.as_bytes());
         w.i64(o.active_customers);
         w.i64(o.excluded_customers);
-        o.total_revenue.write(&mut w);
+        o.total_revenue.write(w);
         w.i64(o.transactions);
         w.u8(self.method as u8);
         w.u32(self.buckets as u32);
@@ -938,15 +1030,15 @@ impl Analysis {
         for t in &self.thresholds {
             w.u8(METRICS.iter().position(|m| *m == t.metric).unwrap_or(0) as u8);
             w.u32(t.score as u32);
-            write_opt(&mut w, t.lower_bound);
-            write_opt(&mut w, t.upper_bound);
+            write_opt(w, t.lower_bound);
+            write_opt(w, t.upper_bound);
             w.i64(t.customers);
         }
         w.u32(self.summary.len() as u32);
         for s in &self.summary {
             w.bytes(s.segment.as_bytes());
             w.i64(s.customers);
-            s.revenue.write(&mut w);
+            s.revenue.write(w);
             w.i64(s.frequency_sum);
             w.i64(s.recency_sum);
         }
@@ -956,63 +1048,40 @@ impl Analysis {
             w.u8(g.fm as u8);
             w.bytes(g.segment.as_deref().unwrap_or("").as_bytes());
             w.i64(g.customers);
-            g.revenue.write(&mut w);
+            g.revenue.write(w);
         }
-        w.u64(self.customers.len() as u64);
-        for c in &self.customers {
-            w.bytes(c.key.as_bytes());
-            w.u32(c.recency_days as u32);
-            w.i64(c.frequency);
-            c.monetary.write(&mut w);
-            w.u8(c.r as u8);
-            w.u8(c.f as u8);
-            w.u8(c.m as u8);
-            w.bytes(c.segment.as_deref().unwrap_or("").as_bytes());
-            w.bytes(c.abc_tier.as_bytes());
-        }
-        w.finish()
     }
 
-    /// Reads an `rfm.analysis` value; with `with_customers = false` the customer list is
-    /// left unread (and empty).
-    pub fn deserialize(bytes: &[u8], with_customers: bool) -> Result<Analysis> {
-        Self::read(bytes, with_customers).ok_or_else(|| {
-            RfmError::new(ErrorKind::InvalidBinary, "invalid rfm.analysis value")
-                .with_hint("Pass the result of rfm.analyze(...) unchanged.")
-        })
-    }
-
-    fn read(bytes: &[u8], with_customers: bool) -> Option<Analysis> {
-        let mut r = Reader::new(bytes, ANALYSIS_VERSION)?;
+    fn read(r: &mut Reader) -> Option<Header> {
         let text =
             |r: &mut Reader| -> Option<String> { String::from_utf8(r.bytes()?.to_vec()).ok() };
         let overview = Overview {
             as_of: r.i64()?,
-            period: text(&mut r)?,
+            period: text(r)?,
             active_customers: r.i64()?,
             excluded_customers: r.i64()?,
-            total_revenue: Money::read(&mut r)?,
+            total_revenue: Money::read(r)?,
             transactions: r.i64()?,
         };
         let method = Method::from_u8(r.u8()?)?;
         let buckets = r.u32()? as i32;
-        let scheme = Some(text(&mut r)?).filter(|s| !s.is_empty());
+        let scheme = Some(text(r)?).filter(|s| !s.is_empty());
         let mut thresholds = Vec::new();
         for _ in 0..r.u32()? {
             thresholds.push(ThresholdRow {
                 metric: METRICS.get(r.u8()? as usize)?,
                 score: r.u32()? as i32,
-                lower_bound: read_opt(&mut r)?,
-                upper_bound: read_opt(&mut r)?,
+                lower_bound: read_opt(r)?,
+                upper_bound: read_opt(r)?,
                 customers: r.i64()?,
             });
         }
         let mut summary = Vec::new();
         for _ in 0..r.u32()? {
             summary.push(SummaryRow {
-                segment: text(&mut r)?,
+                segment: text(r)?,
                 customers: r.i64()?,
-                revenue: Money::read(&mut r)?,
+                revenue: Money::read(r)?,
                 frequency_sum: r.i64()?,
                 recency_sum: r.i64()?,
             });
@@ -1022,31 +1091,12 @@ impl Analysis {
             grid.push(GridRow {
                 r: r.u8()? as i32,
                 fm: r.u8()? as i32,
-                segment: Some(text(&mut r)?).filter(|s| !s.is_empty()),
+                segment: Some(text(r)?).filter(|s| !s.is_empty()),
                 customers: r.i64()?,
-                revenue: Money::read(&mut r)?,
+                revenue: Money::read(r)?,
             });
         }
-        let mut customers = Vec::new();
-        if with_customers {
-            let n = r.u64()? as usize;
-            customers.reserve(n.min(bytes.len() / 16));
-            for _ in 0..n {
-                customers.push(CustomerRow {
-                    key: text(&mut r)?,
-                    recency_days: r.u32()? as i32,
-                    frequency: r.i64()?,
-                    monetary: Money::read(&mut r)?,
-                    r: r.u8()? as i32,
-                    f: r.u8()? as i32,
-                    m: r.u8()? as i32,
-                    segment: Some(text(&mut r)?).filter(|s| !s.is_empty()),
-                    abc_tier: text(&mut r)?,
-                });
-            }
-            r.end()?;
-        }
-        Some(Analysis {
+        Some(Header {
             overview,
             method,
             buckets,
@@ -1054,8 +1104,168 @@ impl Analysis {
             thresholds,
             summary,
             grid,
+        })
+    }
+}
+
+fn invalid_value() -> RfmError {
+    RfmError::new(ErrorKind::InvalidBinary, "invalid rfm.analysis value")
+        .with_hint("Pass the result of rfm.analyze(...) unchanged.")
+}
+
+impl Analysis {
+    /// Reads an `rfm.analysis` value; with `with_customers = false` the customer list is
+    /// left unread (and empty).
+    pub fn deserialize(bytes: &[u8], with_customers: bool) -> Result<Analysis> {
+        let mut r = Reader::new(bytes, ANALYSIS_VERSION).ok_or_else(invalid_value)?;
+        let h = Header::read(&mut r).ok_or_else(invalid_value)?;
+        let customers = if with_customers {
+            Customers::new(r.rest(), h.buckets)?.collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Analysis {
+            overview: h.overview,
+            method: h.method,
+            buckets: h.buckets,
+            scheme: h.scheme,
+            thresholds: h.thresholds,
+            summary: h.summary,
+            grid: h.grid,
             customers,
         })
+    }
+
+    /// The customers of an `rfm.analysis` value, decoded one at a time (the value is checked
+    /// whole first, so the iteration itself cannot fail).
+    pub fn customers(bytes: &[u8]) -> Result<Customers> {
+        let mut r = Reader::new(bytes, ANALYSIS_VERSION).ok_or_else(invalid_value)?;
+        let h = Header::read(&mut r).ok_or_else(invalid_value)?;
+        Customers::new(r.rest(), h.buckets)
+    }
+}
+
+/// The encoded customers of an analysis (a private copy of that part of the value).
+pub struct Customers {
+    buf: Vec<u8>,
+    pos: usize,
+    left: u64,
+    text_keys: bool,
+    scale: Option<u32>,
+    segments: Vec<String>,
+    tiers: Vec<String>,
+}
+
+/// One customer as encoded: key, recency, frequency, money units or float bits, r, f, m,
+/// segment (0: none, else index + 1), tier index.
+type Record<'a> = (Key<'a>, u64, u64, i64, [u8; 5]);
+
+impl Customers {
+    fn new(section: &[u8], buckets: i32) -> Result<Customers> {
+        Self::parse(section, buckets).ok_or_else(invalid_value)
+    }
+
+    fn parse(section: &[u8], buckets: i32) -> Option<Customers> {
+        let mut r = Reader::raw(section);
+        let text_keys = r.u8()? != 0;
+        let exact = r.u8()? != 0;
+        let scale = r.u32()?;
+        let names = |r: &mut Reader| -> Option<Vec<String>> {
+            let n = r.u32()? as usize;
+            let mut out = Vec::with_capacity(n.min(256));
+            for _ in 0..n {
+                out.push(String::from_utf8(r.short_bytes()?.to_vec()).ok()?);
+            }
+            Some(out)
+        };
+        let segments = names(&mut r)?;
+        let tiers = names(&mut r)?;
+        let left = r.u64()?;
+        let records = r.rest();
+        let c = Customers {
+            buf: records.to_vec(),
+            pos: 0,
+            left,
+            text_keys,
+            scale: exact.then_some(scale),
+            segments,
+            tiers,
+        };
+        // check every record once, so that iterating cannot fail
+        let mut check = Reader::raw(&c.buf);
+        let score_ok = |x: u8| (1..=buckets).contains(&(x as i32));
+        for _ in 0..left {
+            let (key, _, _, _, s) = c.record(&mut check)?;
+            if let Key::Text(t) = key {
+                std::str::from_utf8(t).ok()?;
+            }
+            if !(score_ok(s[0]) && score_ok(s[1]) && score_ok(s[2]))
+                || s[3] as usize > c.segments.len()
+                || s[4] as usize >= c.tiers.len()
+            {
+                return None;
+            }
+        }
+        check.end()?;
+        Some(c)
+    }
+
+    fn record<'b>(&self, r: &mut Reader<'b>) -> Option<Record<'b>> {
+        let key = if self.text_keys {
+            Key::Text(r.short_bytes()?)
+        } else {
+            Key::Int(r.zigzag()?)
+        };
+        let recency = r.varint()?;
+        let freq = r.varint()?;
+        let money = if self.scale.is_some() {
+            r.zigzag()?
+        } else {
+            r.f64()?.to_bits() as i64
+        };
+        let mut s = [0u8; 5];
+        for b in s.iter_mut() {
+            *b = r.u8()?;
+        }
+        Some((key, recency, freq, money, s))
+    }
+}
+
+impl Iterator for Customers {
+    type Item = CustomerRow;
+
+    fn next(&mut self) -> Option<CustomerRow> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut r = Reader::raw(&self.buf[self.pos..]);
+        let before = r.rest().len();
+        let (key, recency, freq, money, s) = self.record(&mut r)?;
+        let row = CustomerRow {
+            key: match key {
+                Key::Int(k) => k.to_string(),
+                Key::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            },
+            recency_days: recency as i32,
+            frequency: freq as i64,
+            monetary: match self.scale {
+                Some(sc) => Money::Exact(money as i128, sc),
+                None => Money::Float(f64::from_bits(money as u64)),
+            },
+            r: s[0] as i32,
+            f: s[1] as i32,
+            m: s[2] as i32,
+            segment: (s[3] > 0).then(|| self.segments[s[3] as usize - 1].clone()),
+            abc_tier: self.tiers[s[4] as usize].clone(),
+        };
+        self.pos += before - r.rest().len();
+        self.left -= 1;
+        Some(row)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from(self.left).unwrap_or(usize::MAX);
+        (n, Some(n))
     }
 }
 
@@ -1107,6 +1317,10 @@ mod tests {
         }
     }
 
+    fn analyze(s: State, d: &Days) -> Analysis {
+        Analysis::deserialize(&finalize(s, d).unwrap(), true).unwrap()
+    }
+
     fn dec(units: i128, scale: u32) -> Decimal {
         Decimal { units, scale }
     }
@@ -1122,7 +1336,7 @@ mod tests {
         s.add_exact(Key::Int(1), 60 * DAY, dec(-250, 3)).unwrap(); // -0.250: scale 3
         s.add_exact(Key::Int(2), 70 * DAY, dec(-100, 2)).unwrap(); // only a return
         s.add_exact(Key::Int(3), -400 * DAY, dec(100, 2)).unwrap(); // outside the window
-        let a = finalize(&s, &d).unwrap();
+        let a = analyze(s, &d);
         assert_eq!(a.overview.active_customers, 1);
         assert_eq!(a.overview.excluded_customers, 2);
         assert_eq!(a.overview.transactions, 3);
@@ -1159,13 +1373,14 @@ mod tests {
         }
         let right = State::deserialize(&right.serialize()).unwrap();
         left.merge(right).unwrap();
-        let a = finalize(&whole, &d).unwrap();
-        let b = finalize(&left, &d).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.serialize(), b.serialize());
-        let back = Analysis::deserialize(&a.serialize(), true).unwrap();
-        assert_eq!(back, a);
-        let small = Analysis::deserialize(&a.serialize(), false).unwrap();
+        let bytes = finalize(whole, &d).unwrap();
+        assert_eq!(bytes, finalize(left, &d).unwrap());
+        let a = Analysis::deserialize(&bytes, true).unwrap();
+        assert_eq!(
+            a.customers,
+            Analysis::customers(&bytes).unwrap().collect::<Vec<_>>()
+        );
+        let small = Analysis::deserialize(&bytes, false).unwrap();
         assert!(small.customers.is_empty());
         assert_eq!(small.summary, a.summary);
         let total: i64 = a.summary.iter().map(|s| s.customers).sum();
@@ -1180,12 +1395,207 @@ mod tests {
         for (k, a) in [("ann", 5.0), ("bob", 1.0), ("ann", 2.5), ("cy", 7.0)] {
             s.add_float(Key::Text(k.as_bytes()), 90 * DAY, a).unwrap();
         }
-        let a = finalize(&s, &d).unwrap();
+        let a = analyze(s, &d);
         let keys: Vec<&str> = a.customers.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, ["ann", "cy", "bob"]); // monetary 7.5, 7, 1
         assert_eq!(a.customers[0].monetary, Money::Float(7.5));
         assert_eq!(a.customers[0].m, 3); // ntile over 3 customers: 1, 2, 3
         assert_eq!(a.customers[2].m, 1);
+    }
+
+    /// The SPEC written out naively: group the rows, sort everything, count thresholds.
+    fn reference(rows: &[(i64, i64, i128)], c: &Config, d: &Days, float: bool) -> Vec<CustomerRow> {
+        use std::collections::BTreeMap;
+        // key -> (latest purchase, purchases, total units, rows in window)
+        let mut by_key: BTreeMap<i64, (Option<i64>, i64, i128, f64)> = BTreeMap::new();
+        for &(k, t, units) in rows {
+            if t <= c.window_start || t > c.as_of {
+                continue;
+            }
+            let e = by_key.entry(k).or_insert((None, 0, 0, 0.0));
+            if units >= 0 {
+                e.0 = Some(e.0.map_or(t, |x: i64| x.max(t)));
+                e.1 += 1;
+            }
+            e.2 += units;
+            e.3 += units as f64 / 100.0; // in row order, as a serial aggregate adds
+        }
+        let to_money = |u: i128, f: f64| {
+            if float {
+                Money::Float(f)
+            } else {
+                Money::Exact(u, 2)
+            }
+        };
+        let active: Vec<(i64, i32, i64, Money)> = by_key
+            .into_iter()
+            .filter_map(|(k, (last, freq, units, fsum))| {
+                last.map(|l| (k, d.as_of_day - d.day_of(l), freq, to_money(units, fsum)))
+            })
+            .collect();
+        let n = c.buckets;
+        let score_all = |vals: Vec<f64>, higher: bool| -> Vec<i32> {
+            match c.method {
+                Method::Quantile => {
+                    let mut sorted = vals.clone();
+                    sorted.sort_by(f64::total_cmp);
+                    let t: Vec<f64> = (1..n)
+                        .map(|k| {
+                            let x = k as f64 / n as f64 * (sorted.len() as f64 - 1.0);
+                            let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+                            if hi > lo {
+                                sorted[lo] + (x - lo as f64) * (sorted[hi] - sorted[lo])
+                            } else {
+                                sorted[lo]
+                            }
+                        })
+                        .collect();
+                    vals.iter()
+                        .map(|v| {
+                            let c = t.iter().filter(|&&x| *v > x).count() as i32;
+                            if higher {
+                                1 + c
+                            } else {
+                                n as i32 - c
+                            }
+                        })
+                        .collect()
+                }
+                _ => {
+                    // NTILE(n) OVER (ORDER BY value [DESC for recency], key)
+                    let mut order: Vec<usize> = (0..vals.len()).collect();
+                    order.sort_by(|&a, &b| {
+                        let o = vals[a].total_cmp(&vals[b]);
+                        (if higher { o } else { o.reverse() }).then(active[a].0.cmp(&active[b].0))
+                    });
+                    let mut out = vec![0; vals.len()];
+                    let (small, extra) = (vals.len() / n, vals.len() % n);
+                    let mut pos = 0;
+                    for b in 1..=n {
+                        let size = small + usize::from(b <= extra);
+                        for &i in &order[pos..pos + size] {
+                            out[i] = b as i32;
+                        }
+                        pos += size;
+                    }
+                    out
+                }
+            }
+        };
+        let r = score_all(active.iter().map(|a| a.1 as f64).collect(), false);
+        let f = score_all(active.iter().map(|a| a.2 as f64).collect(), true);
+        let m = score_all(active.iter().map(|a| a.3.to_f64()).collect(), true);
+        let mut order: Vec<usize> = (0..active.len()).collect();
+        order.sort_by(|&a, &b| {
+            active[b]
+                .3
+                .to_f64()
+                .total_cmp(&active[a].3.to_f64())
+                .then(active[a].0.cmp(&active[b].0))
+        });
+        let desc: Vec<f64> = order.iter().map(|&i| active[i].3.to_f64()).collect();
+        let tiers = abc::assign_sorted(&desc, &c.abc_shares);
+        order
+            .iter()
+            .zip(tiers)
+            .map(|(&i, tier)| CustomerRow {
+                key: active[i].0.to_string(),
+                recency_days: active[i].1,
+                frequency: active[i].2,
+                monetary: active[i].3,
+                r: r[i],
+                f: f[i],
+                m: m[i],
+                segment: Some(
+                    scheme::segment(r[i], f[i], m[i], "standard")
+                        .unwrap()
+                        .to_string(),
+                ),
+                abc_tier: c.abc_names[tier].clone(),
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+        #[test]
+        fn engine_equals_the_naive_reference(
+            rows in proptest::collection::vec((0i64..60, -400i64..120, -3000i128..20000), 1..400),
+            ntile in proptest::bool::ANY,
+            float in proptest::bool::ANY,
+            split in 0usize..400,
+        ) {
+            let c = config(if ntile { Method::Ntile } else { Method::Quantile });
+            let d = days(&c);
+            // timestamps a few hours apart around the window, amounts in cents (coarse, so ties)
+            let rows: Vec<(i64, i64, i128)> = rows
+                .into_iter()
+                .map(|(k, t, u)| (k * 7 - 100, t * DAY / 3 + DAY / 2, (u / 250) * 250 + u % 3))
+                .collect();
+            let add = |s: &mut State, &(k, t, u): &(i64, i64, i128)| {
+                if float {
+                    s.add_float(Key::Int(k), t, u as f64 / 100.0).unwrap();
+                } else {
+                    s.add_exact(Key::Int(k), t, dec(u, 2)).unwrap();
+                }
+            };
+            // one state, and two merged halves through serialization (a parallel plan)
+            let mut whole = State::new(c.clone(), false, !float);
+            let (mut left, mut right) = (State::new(c.clone(), false, !float), State::new(c.clone(), false, !float));
+            for (i, row) in rows.iter().enumerate() {
+                add(&mut whole, row);
+                add(if i < split { &mut left } else { &mut right }, row);
+            }
+            left.merge(State::deserialize(&right.serialize()).unwrap()).unwrap();
+            let expected = reference(&rows, &c, &d, float);
+            let bytes = finalize(whole, &d).unwrap();
+            let merged = finalize(left, &d).unwrap();
+            if !float {
+                // exact totals: a parallel plan gives the very same value
+                proptest::prop_assert_eq!(&bytes, &merged);
+            }
+            let a = Analysis::deserialize(&bytes, true).unwrap();
+            let b = Analysis::deserialize(&merged, true).unwrap();
+            proptest::prop_assert_eq!(a.customers.len(), b.customers.len());
+            if float {
+                // float sums may differ in the last bit by the order of addition
+                proptest::prop_assert_eq!(a.customers.len(), expected.len());
+                for (x, y) in a.customers.iter().zip(&expected) {
+                    proptest::prop_assert_eq!(&x.key, &y.key);
+                    proptest::prop_assert!((x.monetary.to_f64() - y.monetary.to_f64()).abs() < 1e-6);
+                    proptest::prop_assert_eq!((x.r, x.f, x.m, &x.segment, &x.abc_tier), (y.r, y.f, y.m, &y.segment, &y.abc_tier));
+                }
+            } else {
+                proptest::prop_assert_eq!(&a.customers, &expected);
+            }
+            let counted: i64 = a.summary.iter().map(|s| s.customers).sum();
+            proptest::prop_assert_eq!(counted, expected.len() as i64);
+            proptest::prop_assert_eq!(a.overview.active_customers, expected.len() as i64);
+        }
+    }
+
+    #[test]
+    fn damaged_customer_records_are_rejected() {
+        let c = config(Method::Quantile);
+        let d = days(&c);
+        let mut s = State::new(c, true, true);
+        s.add_exact(Key::Text(b"ann@example.com"), 90 * DAY, dec(1250, 2))
+            .unwrap();
+        s.add_exact(Key::Text(b"bob"), 80 * DAY, dec(99, 0))
+            .unwrap();
+        let bytes = finalize(s, &d).unwrap();
+        assert_eq!(Analysis::customers(&bytes).unwrap().count(), 2);
+        // every truncation, and a score byte out of range, is refused
+        for cut in 1..bytes.len() {
+            assert!(Analysis::customers(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 3] = 9; // m of the last customer
+        assert!(Analysis::customers(&bad).is_err());
+        let mut extra = bytes;
+        extra.push(0);
+        assert!(Analysis::customers(&extra).is_err());
     }
 
     #[test]

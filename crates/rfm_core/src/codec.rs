@@ -39,6 +39,35 @@ impl Writer {
         self.buf.extend_from_slice(v);
     }
 
+    /// An unsigned integer in 1 to 10 bytes, 7 bits a byte, low bits first (LEB128).
+    pub fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    /// A signed integer as a [`Writer::varint`] of its zigzag form (small magnitudes are short).
+    pub fn zigzag(&mut self, v: i64) {
+        self.varint(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    /// Bytes behind a varint length.
+    pub fn short_bytes(&mut self, v: &[u8]) {
+        self.varint(v.len() as u64);
+        self.buf.extend_from_slice(v);
+    }
+
+    /// Bytes written so far (the version byte included).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// A length-prefixed array of floats.
     pub fn f64s(&mut self, v: &[f64]) {
         self.u64(v.len() as u64);
@@ -65,6 +94,11 @@ impl<'a> Reader<'a> {
             Some((&v, rest)) if v == version => Some(Reader { buf: rest }),
             _ => None,
         }
+    }
+
+    /// A reader of bytes that carry no version byte (a part of a value already checked).
+    pub fn raw(buf: &'a [u8]) -> Self {
+        Reader { buf }
     }
 
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
@@ -108,6 +142,42 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
+    pub fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.buf.split_first()?;
+            self.buf = rest;
+            if shift == 63 && b > 1 {
+                return None; // more than 64 bits
+            }
+            v |= u64::from(b & 0x7F) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    pub fn zigzag(&mut self) -> Option<i64> {
+        let v = self.varint()?;
+        Some((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    pub fn short_bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        if n > self.buf.len() {
+            return None;
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Some(head)
+    }
+
+    /// Bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
     pub fn f64s(&mut self) -> Option<Vec<f64>> {
         let n = self.len(8)?;
         let (head, rest) = self.buf.split_at(8 * n);
@@ -143,6 +213,70 @@ mod tests {
         assert_eq!(r.i64(), Some(-9));
         assert_eq!(r.bytes(), Some(&b"abc"[..]));
         assert_eq!(r.end(), Some(()));
+    }
+
+    #[test]
+    fn varints_round_trip_at_every_width() {
+        let unsigned = [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ];
+        let signed = [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            -65,
+            i64::MAX,
+            i64::MIN,
+            1_234_567,
+            -7_654_321,
+        ];
+        let mut w = Writer::new(1, 0);
+        for v in unsigned {
+            w.varint(v);
+        }
+        for v in signed {
+            w.zigzag(v);
+        }
+        w.short_bytes(b"key@example.com");
+        let buf = w.finish();
+        let mut r = Reader::new(&buf, 1).unwrap();
+        for v in unsigned {
+            assert_eq!(r.varint(), Some(v));
+        }
+        for v in signed {
+            assert_eq!(r.zigzag(), Some(v));
+        }
+        assert_eq!(r.short_bytes(), Some(&b"key@example.com"[..]));
+        assert_eq!(r.end(), Some(()));
+        // small values are short
+        let mut w = Writer::new(1, 0);
+        w.varint(127);
+        w.zigzag(-64);
+        assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn malformed_varints_are_rejected() {
+        // unterminated
+        assert_eq!(Reader::new(&[1, 0x80, 0x80], 1).unwrap().varint(), None);
+        // eleven bytes, or a tenth byte above 1: more than 64 bits
+        let mut long = vec![1];
+        long.extend([0xFF; 9]);
+        long.push(0x02);
+        assert_eq!(Reader::new(&long, 1).unwrap().varint(), None);
+        // a length beyond the end
+        assert_eq!(Reader::new(&[1, 5, b'a'], 1).unwrap().short_bytes(), None);
     }
 
     #[test]

@@ -38,13 +38,7 @@ const DSCALE_MASK: u16 = 0x3FFF;
 /// Decodes the data bytes of a numeric varlena (after its length header). `None` when the
 /// value does not fit in 128-bit units or the bytes are malformed.
 pub fn decode(data: &[u8]) -> Option<Decoded> {
-    let word = |i: usize| -> Option<u16> {
-        Some(u16::from_ne_bytes([
-            *data.get(2 * i)?,
-            *data.get(2 * i + 1)?,
-        ]))
-    };
-    let header = word(0)?;
+    let header = digit(data, 0)?;
     let (negative, scale, weight, first_digit) = if header & NUMERIC_SIGN_MASK == NUMERIC_SPECIAL {
         return match header & NUMERIC_EXT_SIGN_MASK {
             NUMERIC_NAN => Some(Decoded::NaN),
@@ -65,7 +59,7 @@ pub fn decode(data: &[u8]) -> Option<Decoded> {
             1,
         )
     } else {
-        let weight = word(1)? as i16 as i32;
+        let weight = digit(data, 1)? as i16 as i32;
         (
             header & NUMERIC_SIGN_MASK == NUMERIC_NEG,
             (header & DSCALE_MASK) as u32,
@@ -77,29 +71,75 @@ pub fn decode(data: &[u8]) -> Option<Decoded> {
         return None;
     }
     let ndigits = data.len() / 2 - first_digit;
-    let mut acc: i128 = 0;
-    for i in 0..ndigits {
-        let d = word(first_digit + i)? as i128;
-        acc = acc.checked_mul(10_000)?.checked_add(d)?;
-    }
-    // acc holds value * 10000^(ndigits - 1 - weight) = value * 10^exp
-    let exp = 4 * (ndigits as i64 - 1 - weight as i64);
-    let units = if ndigits == 0 {
-        0
-    } else if exp <= scale as i64 {
-        acc.checked_mul(pow10(u32::try_from(scale as i64 - exp).ok()?)?)?
+    let units = if ndigits <= 4 {
+        // the common case (up to 16 significant digits): 64-bit arithmetic, no i128 division
+        small_units(data, first_digit, ndigits, weight, scale)
+            .or_else(|| wide_units(data, first_digit, ndigits, weight, scale))?
     } else {
-        // digits beyond the display scale are zeros (trailing zeros of the last group)
-        let div = pow10(u32::try_from(exp - scale as i64).ok()?)?;
-        if acc % div != 0 {
-            return None;
-        }
-        acc / div
+        wide_units(data, first_digit, ndigits, weight, scale)?
     };
     Some(Decoded::Value(Decimal {
         units: if negative { -units } else { units },
         scale,
     }))
+}
+
+/// The base-10000 digit `i` of a numeric's data.
+fn digit(data: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes([
+        *data.get(2 * i)?,
+        *data.get(2 * i + 1)?,
+    ]))
+}
+
+/// The units at `scale` of the digits `data[first..first + ndigits]` with `weight`, in
+/// 128-bit arithmetic. `None` when they do not fit or digits lie beyond the scale.
+fn wide_units(data: &[u8], first: usize, ndigits: usize, weight: i32, scale: u32) -> Option<i128> {
+    let mut acc: i128 = 0;
+    for i in 0..ndigits {
+        acc = acc
+            .checked_mul(10_000)?
+            .checked_add(digit(data, first + i)? as i128)?;
+    }
+    if ndigits == 0 {
+        return Some(0);
+    }
+    // acc holds value * 10000^(ndigits - 1 - weight) = value * 10^exp
+    let exp = 4 * (ndigits as i64 - 1 - weight as i64);
+    if exp <= scale as i64 {
+        acc.checked_mul(pow10(u32::try_from(scale as i64 - exp).ok()?)?)
+    } else {
+        // digits beyond the display scale are zeros (trailing zeros of the last group)
+        let div = pow10(u32::try_from(exp - scale as i64).ok()?)?;
+        (acc % div == 0).then(|| acc / div)
+    }
+}
+
+/// [`decode`] for at most four base-10000 digits: `None` sends the caller to the general path.
+fn small_units(data: &[u8], first: usize, ndigits: usize, weight: i32, scale: u32) -> Option<i128> {
+    let mut acc: u64 = 0;
+    for i in 0..ndigits {
+        acc = acc * 10_000 + digit(data, first + i)? as u64;
+    }
+    if ndigits == 0 {
+        return Some(0);
+    }
+    let exp = 4 * (ndigits as i64 - 1 - weight as i64);
+    let shift = scale as i64 - exp;
+    let units = match shift {
+        0 => acc,
+        1..=3 => acc * [1, 10, 100, 1000][shift as usize],
+        -3..=-1 => {
+            // digits beyond the display scale are zeros (trailing zeros of the last group)
+            let div = [1, 10, 100, 1000][(-shift) as usize];
+            if !acc.is_multiple_of(div) {
+                return None;
+            }
+            acc / div
+        }
+        _ => return None,
+    };
+    Some(units as i128)
 }
 
 /// `10^n` when it fits.
@@ -226,6 +266,22 @@ mod tests {
         assert_eq!(decode(&words(&[NUMERIC_NINF])), Some(Decoded::NegInf));
         assert!(check(Decoded::NaN).is_err());
         assert_eq!(decode(&[1]), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_64_bit_path_agrees_with_the_128_bit_path(
+            digits in proptest::collection::vec(0u16..10_000, 0..=4),
+            weight in -4i32..6,
+            scale in 0u32..20,
+        ) {
+            let data = words(&digits);
+            let small = small_units(&data, 0, digits.len(), weight, scale);
+            let wide = wide_units(&data, 0, digits.len(), weight, scale);
+            if small.is_some() {
+                proptest::prop_assert_eq!(small, wide);
+            }
+        }
     }
 
     #[test]
