@@ -280,12 +280,14 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     .unwrap_or(Value::Null)
             });
             let config = parse_options(json);
+            let mut new_state = State::new(
+                config,
+                key_type == pg_sys::TEXTOID,
+                amount_type == pg_sys::NUMERICOID,
+            );
+            new_state.max_customers = max_customers();
             let s = AnalyzeState {
-                state: State::new(
-                    config,
-                    key_type == pg_sys::TEXTOID,
-                    amount_type == pg_sys::NUMERICOID,
-                ),
+                state: new_state,
                 options_bytes: options
                     .map(|d| varlena_bytes(d).to_vec())
                     .unwrap_or_default(),
@@ -323,9 +325,6 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             rfm_core::error::check_finite("amount", v).and_then(|v| s.state.add_float(key, ts, v))
         };
         result.or_raise();
-        if s.state.len() > max_customers() {
-            raise(too_many(s.state.len()));
-        }
         state
     }
 }
@@ -340,13 +339,10 @@ impl AnalyzeState {
     }
 }
 
-fn too_many(n: usize) -> RfmError {
+fn too_large(customers: usize) -> RfmError {
     RfmError::new(
         ErrorKind::ProgramLimit,
-        format!(
-            "rfm.analyze saw {n} customers; one analysis holds at most {} (rfm.max_customers)",
-            max_customers()
-        ),
+        format!("the analysis of {customers} customers does not fit in one value (1 GB)"),
     )
     .with_hint("Filter the rows with WHERE, or partition the work, for example GROUP BY region.")
 }
@@ -365,9 +361,6 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         match a.get_mut::<AnalyzeState>() {
             Some(s) => {
                 s.state.merge(other_state).or_raise();
-                if s.state.len() > max_customers() {
-                    raise(too_many(s.state.len()));
-                }
                 a
             }
             None => {
@@ -387,12 +380,12 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
 #[pg_extern(sql = false)]
 fn analyze_serialize(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
     unsafe {
-        let state = Internal::from(arg(fcinfo, 0));
-        let s = state.get::<AnalyzeState>().expect("strict");
+        let mut state = Internal::from(arg(fcinfo, 0));
+        let s = state.get_mut::<AnalyzeState>().expect("strict");
         let mut out = Vec::new();
         out.extend_from_slice(&(s.options_bytes.len() as u64).to_le_bytes());
         out.extend_from_slice(&s.options_bytes);
-        out.extend_from_slice(&s.state.serialize());
+        out.extend_from_slice(&s.state.serialize().or_raise());
         out
     }
 }
@@ -413,9 +406,10 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             .ok_or_else(corrupt)
             .or_raise();
         let opts = bytes.get(8..8 + n).ok_or_else(corrupt).or_raise();
-        let state = State::deserialize(&bytes[8 + n..])
+        let mut state = State::deserialize(&bytes[8 + n..])
             .ok_or_else(corrupt)
             .or_raise();
+        state.max_customers = max_customers();
         Internal::new(AnalyzeState {
             state,
             options_bytes: opts.to_vec(),
@@ -459,6 +453,7 @@ fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
         let mut state = Internal::from(arg(fcinfo, 0));
         let s = state.get_mut::<AnalyzeState>()?;
         let days = days_for(&s.state.config);
+        s.state.flush().or_raise();
         let customers = s.state.len();
         let (bytes_now, bytes_peak) = (s.state.memory_bytes(), s.state.peak_bytes());
         debug1!(
@@ -469,7 +464,7 @@ fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
         let taken = std::mem::replace(&mut s.state, empty);
         let bytes = analysis::finalize(taken, &days).or_raise();
         if bytes.len() >= (1 << 30) - 1024 {
-            raise(too_many(customers));
+            raise(too_large(customers));
         }
         Some(bytes)
     }

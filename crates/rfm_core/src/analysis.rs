@@ -75,6 +75,13 @@ impl Config {
                 ));
             }
         }
+        let base = self.window_start.div_euclid(MICROS) * MICROS;
+        if (self.as_of - base) / MICROS > MAX_WINDOW_SECONDS {
+            return Err(RfmError::invalid(format!(
+                "option \"period\" must be at most 136 years, got \"{}\"",
+                self.period
+            )));
+        }
         if self.abc_names.len() < self.abc_shares.len() {
             return Err(RfmError::invalid(format!(
                 "abc_names has {} names but abc_shares has {} tiers",
@@ -179,20 +186,33 @@ pub enum MoneyKind {
     Float,
 }
 
-/// One customer: 32 bytes in the table.
+/// One customer: 24 bytes in the table.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     /// The bigint key, or (offset << 32 | length) of a text key in the arena.
     key: u64,
-    /// Latest purchase in the window (`i64::MIN` when none).
-    last: i64,
     /// Total of amounts in the window: units at the state's scale, or f64 bits.
     money: i64,
+    /// With purchases (`freq > 0`): the latest one as a [`Stamp`]. Without: how many rows
+    /// (returns) the customer has in the window, which `transactions` leaves out.
+    last: u32,
     /// Purchases in the window.
     freq: u32,
-    /// Rows (purchases and returns) in the window.
-    rows: u32,
 }
+
+/// An instant in the window as whole seconds after the state's base (the window start
+/// rounded down to a second), plus one. Local days start at whole seconds, so the second
+/// of a purchase tells its day exactly; 32 bits cover 136 years.
+type Stamp = u32;
+
+/// The whole second (in microseconds) that a stamp counted from `base` stands for.
+fn instant(base: i64, stamp: Stamp) -> i64 {
+    base + (stamp as i64 - 1) * MICROS
+}
+
+/// The longest window (in whole seconds) that a [`Stamp`] can cover.
+const MAX_WINDOW_SECONDS: i64 = u32::MAX as i64 - 2;
+const MICROS: i64 = 1_000_000;
 
 /// A customer key as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,9 +229,40 @@ pub struct State {
     table: HashTable<Entry>,
     arena: Vec<u8>,
     hasher: foldhash::fast::FixedState,
+    /// The window start rounded down to a whole second (microseconds): where stamps count from.
+    base: i64,
+    /// Rows in the window, of every customer.
+    window_rows: u64,
     /// The most memory the state has held: while the table grows, the old and the new
     /// table exist together.
     peak_bytes: usize,
+    /// Rows not yet in the table. They are added [`BATCH`] at a time, so that the cache
+    /// misses of consecutive rows' lookups overlap instead of each waiting for the last.
+    pending: Vec<Row>,
+    /// The text keys of the pending rows.
+    pending_text: Vec<u8>,
+    /// The most customers the table may hold; a new one beyond it is an error (54000).
+    pub max_customers: usize,
+}
+
+/// How many rows are buffered before they are added to the table.
+const BATCH: usize = 64;
+
+/// A row waiting to be added: its key (bigint, or offset << 32 | length in the pending
+/// text), its amount (units at the state's scale, or f64 bits) and where it falls.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    key: u64,
+    money: i64,
+    kind: RowKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowKind {
+    /// Outside the window: the customer is only seen (and counted as excluded).
+    Outside,
+    Purchase(Stamp),
+    Return,
 }
 
 fn overflow() -> RfmError {
@@ -221,6 +272,8 @@ fn overflow() -> RfmError {
 impl State {
     pub fn new(config: Config, text_keys: bool, exact: bool) -> State {
         State {
+            base: config.window_start.div_euclid(MICROS) * MICROS,
+            window_rows: 0,
             config,
             text_keys,
             money: if exact {
@@ -232,6 +285,9 @@ impl State {
             arena: Vec::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x0005_eed0_f2f3),
             peak_bytes: 0,
+            pending: Vec::new(),
+            pending_text: Vec::new(),
+            max_customers: usize::MAX,
         }
     }
 
@@ -245,13 +301,13 @@ impl State {
         matches!(self.money, MoneyKind::Exact { .. })
     }
 
-    /// Customers seen so far (active or not).
+    /// Customers seen so far (active or not), once [`State::flush`] has run.
     pub fn len(&self) -> usize {
         self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.table.is_empty() && self.pending.is_empty()
     }
 
     /// Bytes the state holds now (hash table and text key arena).
@@ -309,9 +365,11 @@ impl State {
             arena,
             hasher,
             text_keys,
+            max_customers,
             ..
         } = self;
         let text = *text_keys;
+        let at_limit = table.len() >= *max_customers;
         // one probe: the closures read the arena only while the slot is being found
         let slot = {
             let arena_ref: &Vec<u8> = arena;
@@ -324,6 +382,9 @@ impl State {
         match slot {
             hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
             hashbrown::hash_table::Entry::Vacant(v) => {
+                if at_limit {
+                    return Err(customer_limit(*max_customers));
+                }
                 let stored = match key {
                     Key::Int(k) => k as u64,
                     Key::Text(t) => {
@@ -337,10 +398,9 @@ impl State {
                 };
                 Ok(v.insert(Entry {
                     key: stored,
-                    last: i64::MIN,
                     money: empty_money,
+                    last: 0,
                     freq: 0,
-                    rows: 0,
                 })
                 .into_mut())
             }
@@ -366,50 +426,130 @@ impl State {
         ts > self.config.window_start && ts <= self.config.as_of
     }
 
+    /// The stamp of an instant in the window (checked by [`Config::validate`] to fit).
+    fn stamp(&self, ts: i64) -> Stamp {
+        ((ts - self.base) / MICROS + 1) as Stamp
+    }
+
+    /// Counts one row of `e` in the window: a purchase at `stamp`, or a return.
+    fn count_row(e: &mut Entry, purchase: Option<Stamp>) -> Result<()> {
+        match purchase {
+            Some(s) => {
+                e.last = if e.freq == 0 { s } else { e.last.max(s) };
+                e.freq = e.freq.checked_add(1).ok_or_else(too_many_rows)?;
+            }
+            None if e.freq == 0 => e.last = e.last.checked_add(1).ok_or_else(too_many_rows)?,
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Adds one row with an exact amount.
     pub fn add_exact(&mut self, key: Key, ts: i64, amount: Decimal) -> Result<()> {
         if !self.in_window(ts) {
-            self.entry(key)?;
-            return Ok(());
+            return self.push(key, 0, RowKind::Outside);
         }
         let scale = match self.money {
             MoneyKind::Exact { scale } => scale,
             MoneyKind::Float => return Err(RfmError::invalid("mixed amount types")),
         };
         if amount.scale > scale {
+            // pending units are at the old scale: add them first
+            self.flush()?;
             self.raise_scale(amount.scale)?;
         }
         let scale = scale.max(amount.scale);
         let units = numeric::rescale(amount.units, amount.scale, scale).ok_or_else(overflow)?;
         let units = i64::try_from(units).map_err(|_| overflow())?;
-        let e = self.entry(key)?;
-        e.money = e.money.checked_add(units).ok_or_else(overflow)?;
-        e.rows += 1;
-        if units >= 0 {
-            e.freq += 1;
-            e.last = e.last.max(ts);
-        }
-        Ok(())
+        let kind = if units >= 0 {
+            RowKind::Purchase(self.stamp(ts))
+        } else {
+            RowKind::Return
+        };
+        self.push(key, units, kind)
     }
 
     /// Adds one row with a double precision amount (already checked to be finite).
     pub fn add_float(&mut self, key: Key, ts: i64, amount: f64) -> Result<()> {
         if !self.in_window(ts) {
-            self.entry(key)?;
+            return self.push(key, 0, RowKind::Outside);
+        }
+        let kind = if amount >= 0.0 {
+            RowKind::Purchase(self.stamp(ts))
+        } else {
+            RowKind::Return
+        };
+        self.push(key, amount.to_bits() as i64, kind)
+    }
+
+    /// Queues a row; every [`BATCH`] rows, adds them to the table.
+    fn push(&mut self, key: Key, money: i64, kind: RowKind) -> Result<()> {
+        let key = match key {
+            Key::Int(k) => k as u64,
+            Key::Text(t) => {
+                let off = self.pending_text.len() as u64;
+                self.pending_text.extend_from_slice(t);
+                (off << 32) | t.len() as u64
+            }
+        };
+        self.pending.push(Row { key, money, kind });
+        if self.pending.len() >= BATCH {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds the pending rows to the table, in the order they came.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let e = self.entry(key)?;
-        e.money = (f64::from_bits(e.money as u64) + amount).to_bits() as i64;
-        e.rows += 1;
-        if amount >= 0.0 {
-            e.freq += 1;
-            e.last = e.last.max(ts);
+        let mut rows = std::mem::take(&mut self.pending);
+        let mut text = std::mem::take(&mut self.pending_text);
+        let exact = self.exact();
+        let mut result = Ok(());
+        for r in &rows {
+            let key = if self.text_keys {
+                let (off, len) = ((r.key >> 32) as usize, (r.key & 0xFFFF_FFFF) as usize);
+                Key::Text(&text[off..off + len])
+            } else {
+                Key::Int(r.key as i64)
+            };
+            let step = self.entry(key).and_then(|e| {
+                let purchase = match r.kind {
+                    RowKind::Outside => return Ok(()),
+                    RowKind::Purchase(s) => Some(s),
+                    RowKind::Return => None,
+                };
+                e.money = if exact {
+                    e.money.checked_add(r.money).ok_or_else(overflow)?
+                } else {
+                    (f64::from_bits(e.money as u64) + f64::from_bits(r.money as u64)).to_bits()
+                        as i64
+                };
+                Self::count_row(e, purchase)
+            });
+            if r.kind != RowKind::Outside {
+                self.window_rows += 1;
+            }
+            if let Err(e) = step {
+                result = Err(e);
+                break;
+            }
         }
-        Ok(())
+        // keep the buffers' memory for the next batch
+        rows.clear();
+        text.clear();
+        self.pending = rows;
+        self.pending_text = text;
+        result
     }
 
     /// Merges `other` (a partial state of the same aggregate) into `self`.
     pub fn merge(&mut self, mut other: State) -> Result<()> {
+        self.flush()?;
+        other.flush()?;
         if other.config != self.config
             || other.text_keys != self.text_keys
             || std::mem::discriminant(&other.money) != std::mem::discriminant(&self.money)
@@ -426,6 +566,7 @@ impl State {
         }
         let exact = matches!(self.money, MoneyKind::Exact { .. });
         let text = other.text_keys;
+        self.window_rows += other.window_rows;
         for o in other.table.iter() {
             let key = Self::key_of(&other.arena, text, o);
             let e = self.entry(key)?;
@@ -435,16 +576,21 @@ impl State {
                 e.money = (f64::from_bits(e.money as u64) + f64::from_bits(o.money as u64))
                     .to_bits() as i64;
             }
-            e.freq += o.freq;
-            e.rows += o.rows;
-            e.last = e.last.max(o.last);
+            e.last = match (e.freq, o.freq) {
+                (0, 0) => e.last.checked_add(o.last).ok_or_else(too_many_rows)?, // return rows
+                (0, _) => o.last,
+                (_, 0) => e.last,
+                _ => e.last.max(o.last),
+            };
+            e.freq = e.freq.checked_add(o.freq).ok_or_else(too_many_rows)?;
         }
         Ok(())
     }
 
-    /// Serialized state (version 1).
-    pub fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::new(STATE_VERSION, 64 + self.table.len() * 32 + self.arena.len());
+    /// Serialized state (version 2); pending rows are added first.
+    pub fn serialize(&mut self) -> Result<Vec<u8>> {
+        self.flush()?;
+        let mut w = Writer::new(STATE_VERSION, 64 + self.table.len() * 24 + self.arena.len());
         self.config.write(&mut w);
         w.u8(self.text_keys as u8);
         match self.money {
@@ -458,15 +604,15 @@ impl State {
             }
         }
         w.bytes(&self.arena);
+        w.u64(self.window_rows);
         w.u64(self.table.len() as u64);
         for e in self.table.iter() {
             w.u64(e.key);
-            w.i64(e.last);
             w.i64(e.money);
+            w.u32(e.last);
             w.u32(e.freq);
-            w.u32(e.rows);
         }
-        w.finish()
+        Ok(w.finish())
     }
 
     pub fn deserialize(bytes: &[u8]) -> Option<State> {
@@ -476,20 +622,21 @@ impl State {
         let exact = r.u8()? != 0;
         let scale = r.u32()?;
         let arena = r.bytes()?.to_vec();
+        let window_rows = r.u64()?;
         let n = r.u64()? as usize;
         let mut state = State::new(config, text_keys, exact);
         if exact {
             state.money = MoneyKind::Exact { scale };
         }
         state.arena = arena;
-        state.table.reserve(n.min(bytes.len() / 32), |_| 0);
+        state.window_rows = window_rows;
+        state.table.reserve(n.min(bytes.len() / 24), |_| 0);
         for _ in 0..n {
             let e = Entry {
                 key: r.u64()?,
-                last: r.i64()?,
                 money: r.i64()?,
+                last: r.u32()?,
                 freq: r.u32()?,
-                rows: r.u32()?,
             };
             if text_keys {
                 let (off, len) = ((e.key >> 32) as usize, (e.key & 0xFFFF_FFFF) as usize);
@@ -508,9 +655,30 @@ impl State {
     }
 }
 
-const STATE_VERSION: u8 = 1;
+/// Version 2: 24-byte entries, the latest purchase as a stamp.
+const STATE_VERSION: u8 = 2;
+
+fn too_many_rows() -> RfmError {
+    RfmError::new(
+        ErrorKind::ProgramLimit,
+        "a customer has more than 4294967295 rows in the window",
+    )
+    .with_hint("Pre-aggregate the rows, for example one row per order.")
+}
 /// Version 2: customers encoded compactly (varints, segment and tier as indexes).
 const ANALYSIS_VERSION: u8 = 2;
+
+/// The error for the customer beyond `max` (the `rfm.max_customers` setting).
+fn customer_limit(max: usize) -> RfmError {
+    RfmError::new(
+        ErrorKind::ProgramLimit,
+        format!(
+            "rfm.analyze saw {} customers; one analysis holds at most {max} (rfm.max_customers)",
+            max.saturating_add(1)
+        ),
+    )
+    .with_hint("Filter the rows with WHERE, or partition the work, for example GROUP BY region.")
+}
 
 fn too_many_customers(n: usize) -> RfmError {
     RfmError::new(
@@ -790,7 +958,9 @@ fn score_metric(
 /// memory this needs beyond the state is about 28 bytes per active customer plus the value
 /// itself (about 15 bytes per customer).
 pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
+    state.flush()?;
     let table = std::mem::take(&mut state.table);
+    let (window_rows, base) = (state.window_rows, state.base);
     let State {
         config,
         text_keys: text,
@@ -809,14 +979,19 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     let money_f = |m: i64| to_money(m).to_f64();
     let n_active = table.iter().filter(|e| e.freq > 0).count();
     let excluded = (table.len() - n_active) as i64;
-    let mut transactions = 0i64;
+    // the rows of customers without purchases are returns only: they are not transactions
+    let excluded_rows: u64 = table
+        .iter()
+        .filter(|e| e.freq == 0)
+        .map(|e| e.last as u64)
+        .sum();
+    let transactions = (window_rows - excluded_rows) as i64;
     let mut act = Vec::with_capacity(n_active);
     for e in table.iter().filter(|e| e.freq > 0) {
-        transactions += e.rows as i64;
         act.push(Act {
             key: e.key,
             money: e.money,
-            recency: (days.as_of_day - days.day_of(e.last)).max(0) as u32,
+            recency: (days.as_of_day - days.day_of(instant(base, e.last))).max(0) as u32,
             freq: e.freq,
         });
     }
@@ -1371,7 +1546,7 @@ mod tests {
             let part = if i % 2 == 0 { &mut left } else { &mut right };
             part.add_exact(Key::Int(*k), *t, amount).unwrap();
         }
-        let right = State::deserialize(&right.serialize()).unwrap();
+        let right = State::deserialize(&right.serialize().unwrap()).unwrap();
         left.merge(right).unwrap();
         let bytes = finalize(whole, &d).unwrap();
         assert_eq!(bytes, finalize(left, &d).unwrap());
@@ -1530,7 +1705,11 @@ mod tests {
             // timestamps a few hours apart around the window, amounts in cents (coarse, so ties)
             let rows: Vec<(i64, i64, i128)> = rows
                 .into_iter()
-                .map(|(k, t, u)| (k * 7 - 100, t * DAY / 3 + DAY / 2, (u / 250) * 250 + u % 3))
+                .map(|(k, t, u)| {
+                    // some rows a microsecond either side of midnight
+                    let micros = match u % 5 { 0 => -1, 1 => 0, _ => (u as i64 * 7919) % 1_000_000 };
+                    (k * 7 - 100, t * DAY / 3 + micros, (u / 250) * 250 + u % 3)
+                })
                 .collect();
             let add = |s: &mut State, &(k, t, u): &(i64, i64, i128)| {
                 if float {
@@ -1546,7 +1725,7 @@ mod tests {
                 add(&mut whole, row);
                 add(if i < split { &mut left } else { &mut right }, row);
             }
-            left.merge(State::deserialize(&right.serialize()).unwrap()).unwrap();
+            left.merge(State::deserialize(&right.serialize().unwrap()).unwrap()).unwrap();
             let expected = reference(&rows, &c, &d, float);
             let bytes = finalize(whole, &d).unwrap();
             let merged = finalize(left, &d).unwrap();
@@ -1568,6 +1747,14 @@ mod tests {
             } else {
                 proptest::prop_assert_eq!(&a.customers, &expected);
             }
+            let active: std::collections::HashSet<String> =
+                expected.iter().map(|c| c.key.clone()).collect();
+            let transactions = rows
+                .iter()
+                .filter(|r| r.1 > c.window_start && r.1 <= c.as_of && active.contains(&r.0.to_string()))
+                .count() as i64;
+            proptest::prop_assert_eq!(a.overview.transactions, transactions);
+            proptest::prop_assert_eq!(b.overview.transactions, transactions);
             let counted: i64 = a.summary.iter().map(|s| s.customers).sum();
             proptest::prop_assert_eq!(counted, expected.len() as i64);
             proptest::prop_assert_eq!(a.overview.active_customers, expected.len() as i64);
@@ -1599,6 +1786,58 @@ mod tests {
     }
 
     #[test]
+    fn recency_is_exact_at_midnight_and_windows_are_at_most_136_years() {
+        let c = config(Method::Quantile);
+        let d = days(&c);
+        let mut s = State::new(c.clone(), false, true);
+        s.add_exact(Key::Int(1), 100 * DAY - 1, dec(1, 0)).unwrap(); // 23:59:59.999999 the day before
+        s.add_exact(Key::Int(2), 100 * DAY, dec(1, 0)).unwrap(); // midnight of the as_of day
+        s.add_exact(Key::Int(3), c.window_start + 1, dec(1, 0))
+            .unwrap(); // first instant in the window
+        let a = analyze(s, &d);
+        let recency = |k: &str| {
+            a.customers
+                .iter()
+                .find(|x| x.key == k)
+                .unwrap()
+                .recency_days
+        };
+        assert_eq!((recency("1"), recency("2"), recency("3")), (1, 0, 365));
+        let mut long = c.clone();
+        long.window_start = long.as_of - 137 * 366 * DAY;
+        long.period = "137 years".into();
+        let e = long.validate().unwrap_err();
+        assert_eq!(
+            e.message,
+            "option \"period\" must be at most 136 years, got \"137 years\""
+        );
+        long.window_start = long.as_of - 136 * 365 * DAY;
+        assert!(long.validate().is_ok());
+    }
+
+    #[test]
+    fn the_customer_limit_is_exact_whatever_the_batches() {
+        let c = config(Method::Quantile);
+        let mut s = State::new(c, false, true);
+        s.max_customers = 100;
+        for i in 0..1000 {
+            s.add_exact(Key::Int(i % 100), 90 * DAY, dec(1, 0)).unwrap();
+        }
+        s.flush().unwrap();
+        assert_eq!(s.len(), 100);
+        // the 101st customer fails, in whichever call adds its batch
+        let err = (0..BATCH)
+            .find_map(|_| s.add_exact(Key::Int(100), 90 * DAY, dec(1, 0)).err())
+            .or_else(|| s.flush().err())
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::ProgramLimit);
+        assert_eq!(
+            err.message,
+            "rfm.analyze saw 101 customers; one analysis holds at most 100 (rfm.max_customers)"
+        );
+    }
+
+    #[test]
     fn corrupted_values_are_rejected() {
         assert!(State::deserialize(&[9, 9, 9]).is_none());
         let e = Analysis::deserialize(&[1, 2, 3], true).unwrap_err();
@@ -1618,6 +1857,6 @@ mod tests {
 
     #[test]
     fn an_entry_stays_small() {
-        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
     }
 }

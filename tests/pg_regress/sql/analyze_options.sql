@@ -74,5 +74,15 @@ SELECT rfm_test.error_of($$SELECT * FROM rfm.summary('\x00'::bytea::rfm.analysis
 SET rfm.max_customers = 3;
 SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a) FROM ed$$);
 RESET rfm.max_customers;
+-- the state's size is reported at DEBUG1 (deterministic for given rows)
+SET client_min_messages = debug1;
+SELECT octet_length(rfm.analyze(c, t, a, '{"as_of": "2025-12-31"}')) AS analysis_bytes FROM ed;
+RESET client_min_messages;
+-- a window of more than 136 years is refused; the final step consumes the state, so the
+-- aggregate is not a window function
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, '{"period": "137 years"}') FROM ed$$);
+SELECT rfm_test.error_of($$SELECT rfm.check_options('{"period": "137 years"}')$$);
+SELECT (rfm.check_options('{"period": "136 years"}') ->> 'period') AS longest_period;
+SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a) OVER () FROM ed$$);
 SELECT rfm_test.error_of($$SET rfm.max_customers = 30000000$$);
 DROP TABLE ed;
