@@ -19,8 +19,9 @@ FROM sample.transactions;
 SELECT * FROM rfm.overview((SELECT a FROM demo));
 
 \echo
-\echo '== Segmentation setup (score ranges; recency in days, lower is better)'
-SELECT metric, score, lower_bound, upper_bound, customers
+\echo '== Segmentation setup (score ranges, lower_bound < value <= upper_bound, shown to 2 decimals; recency in days, lower is better)'
+SELECT metric, score, round(lower_bound::numeric, 2) AS lower_bound,
+       round(upper_bound::numeric, 2) AS upper_bound, customers
 FROM rfm.thresholds((SELECT a FROM demo))
 ORDER BY array_position(ARRAY['recency', 'frequency', 'monetary'], metric), score DESC;
 

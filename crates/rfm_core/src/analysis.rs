@@ -1102,8 +1102,8 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         }
     }
     let mut total = zero;
-    // segment index + 1 (0: none) of every customer, kept in the fourth score byte's place
-    // would clash with the tier, so segments are recomputed when writing (a table lookup)
+    // ABC tiers in monetary order, and the per-segment and per-cell totals (a customer's
+    // segment is a lookup in the scheme's table, repeated when the customers are written)
     for (a, s) in act.iter().zip(scores.iter_mut()) {
         let money = to_money(a.money);
         total = money_add(total, money);
