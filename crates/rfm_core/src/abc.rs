@@ -8,8 +8,21 @@ use crate::error::{check_finite, Result, RfmError};
 
 /// Default tier shares: 80 / 15 / 5.
 pub const DEFAULT_SHARES: [f64; 3] = [0.80, 0.15, 0.05];
-/// Default tier names.
+/// Default tier names of the default shares: `default_names(3)`.
 pub const DEFAULT_NAMES: [&str; 3] = ["A", "B", "C"];
+
+/// The default names of `n` tiers: A, B, C, … Z, then T27, T28, …
+pub fn default_names(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            if i < 26 {
+                ((b'A' + i as u8) as char).to_string()
+            } else {
+                format!("T{}", i + 1)
+            }
+        })
+        .collect()
+}
 /// How far the shares may sum from 1.
 pub const SHARE_TOLERANCE: f64 = 1e-9;
 /// Cumulative share bounds are sums of decimal fractions (`0.8 + 0.15` is
@@ -208,6 +221,14 @@ pub fn tier(value: f64, thresholds: &[Option<f64>], names: &[Option<String>]) ->
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn default_names_are_letters_then_numbered() {
+        assert_eq!(default_names(3), DEFAULT_NAMES);
+        assert_eq!(default_names(4), ["A", "B", "C", "D"]);
+        let many = default_names(28);
+        assert_eq!((many[25].as_str(), many[26].as_str()), ("Z", "T27"));
+    }
 
     fn names(n: &[&str]) -> Vec<Option<String>> {
         n.iter().map(|s| Some(s.to_string())).collect()

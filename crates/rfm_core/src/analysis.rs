@@ -59,6 +59,11 @@ pub struct Config {
     pub fixed: Option<[Vec<f64>; 3]>,
     pub abc_shares: Vec<f64>,
     pub abc_names: Vec<String>,
+    /// Customers whose monetary is below this are left out of the ABC ranking: they get no
+    /// tier and their monetary does not count in the total the shares apply to.
+    pub abc_min_sales: Option<f64>,
+    /// Whether the value keeps the keys of the excluded customers ([`Analysis::excluded_keys`]).
+    pub keep_excluded: bool,
 }
 
 impl Config {
@@ -81,6 +86,9 @@ impl Config {
                 "option \"period\" must be at most 136 years, got \"{}\"",
                 self.period
             )));
+        }
+        if let Some(min) = self.abc_min_sales {
+            crate::error::check_finite("option \"abc_min_sales\"", min)?;
         }
         if self.abc_names.len() < self.abc_shares.len() {
             return Err(RfmError::invalid(format!(
@@ -139,6 +147,8 @@ impl Config {
         for n in &self.abc_names {
             w.bytes(n.as_bytes());
         }
+        write_opt(w, self.abc_min_sales);
+        w.u8(self.keep_excluded as u8);
     }
 
     fn read(r: &mut Reader) -> Option<Config> {
@@ -158,11 +168,17 @@ impl Config {
             _ => Some([r.f64s()?, r.f64s()?, r.f64s()?]),
         };
         let abc_shares = r.f64s()?;
-        let n = r.u32()? as usize;
-        let mut abc_names = Vec::with_capacity(n.min(100));
+        let n = r.count_u32(8)?;
+        let mut abc_names = Vec::with_capacity(n.min(abc::MAX_TIERS));
         for _ in 0..n {
             abc_names.push(String::from_utf8(r.bytes()?.to_vec()).ok()?);
         }
+        let abc_min_sales = read_opt(r)?;
+        let keep_excluded = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         Some(Config {
             as_of,
             window_start,
@@ -173,6 +189,8 @@ impl Config {
             fixed,
             abc_shares,
             abc_names,
+            abc_min_sales,
+            keep_excluded,
         })
     }
 }
@@ -446,6 +464,9 @@ impl State {
 
     /// Adds one row with an exact amount.
     pub fn add_exact(&mut self, key: Key, ts: i64, amount: Decimal) -> Result<()> {
+        if ts > self.config.as_of {
+            return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
+        }
         if !self.in_window(ts) {
             return self.push(key, 0, RowKind::Outside);
         }
@@ -471,6 +492,9 @@ impl State {
 
     /// Adds one row with a double precision amount (already checked to be finite).
     pub fn add_float(&mut self, key: Key, ts: i64, amount: f64) -> Result<()> {
+        if ts > self.config.as_of {
+            return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
+        }
         if !self.in_window(ts) {
             return self.push(key, 0, RowKind::Outside);
         }
@@ -587,7 +611,7 @@ impl State {
         Ok(())
     }
 
-    /// Serialized state (version 2); pending rows are added first.
+    /// Serialized state (version [`STATE_VERSION`]); pending rows are added first.
     pub fn serialize(&mut self) -> Result<Vec<u8>> {
         self.flush()?;
         let mut w = Writer::new(STATE_VERSION, 64 + self.table.len() * 24 + self.arena.len());
@@ -623,14 +647,15 @@ impl State {
         let scale = r.u32()?;
         let arena = r.bytes()?.to_vec();
         let window_rows = r.u64()?;
-        let n = r.u64()? as usize;
+        // 24 bytes an entry: a forged count fails here, before the table is allocated
+        let n = r.count_u64(24)?;
         let mut state = State::new(config, text_keys, exact);
         if exact {
             state.money = MoneyKind::Exact { scale };
         }
         state.arena = arena;
         state.window_rows = window_rows;
-        state.table.reserve(n.min(bytes.len() / 24), |_| 0);
+        state.table.reserve(n, |_| 0);
         for _ in 0..n {
             let e = Entry {
                 key: r.u64()?,
@@ -655,8 +680,9 @@ impl State {
     }
 }
 
-/// Version 2: 24-byte entries, the latest purchase as a stamp.
-const STATE_VERSION: u8 = 2;
+/// Version 3: 24-byte entries, the latest purchase as a stamp; the options carry
+/// `abc_min_sales` and `keep_excluded`.
+const STATE_VERSION: u8 = 3;
 
 fn too_many_rows() -> RfmError {
     RfmError::new(
@@ -665,8 +691,17 @@ fn too_many_rows() -> RfmError {
     )
     .with_hint("Pre-aggregate the rows, for example one row per order.")
 }
-/// Version 2: customers encoded compactly (varints, segment and tier as indexes).
-const ANALYSIS_VERSION: u8 = 2;
+/// Version 3: customers encoded compactly (varints, segment and tier as indexes; tier
+/// [`NO_TIER`] for a customer below `abc_min_sales`), then the keys of the excluded
+/// customers (none unless `keep_excluded`).
+const ANALYSIS_VERSION: u8 = 3;
+
+/// The tier index of a customer left out of the ABC ranking.
+const NO_TIER: u8 = u8::MAX;
+
+/// The fewest bytes one encoded customer takes: a key, recency, frequency and money of at
+/// least one byte each, and five score bytes.
+const MIN_RECORD_BYTES: usize = 9;
 
 /// The error for the customer beyond `max` (the `rfm.max_customers` setting).
 fn customer_limit(max: usize) -> RfmError {
@@ -767,7 +802,8 @@ pub struct CustomerRow {
     pub f: i32,
     pub m: i32,
     pub segment: Option<String>,
-    pub abc_tier: String,
+    /// `None` for a customer whose monetary is below `abc_min_sales`.
+    pub abc_tier: Option<String>,
 }
 
 impl CustomerRow {
@@ -986,6 +1022,16 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         .map(|e| e.last as u64)
         .sum();
     let transactions = (window_rows - excluded_rows) as i64;
+    // the keys of the excluded customers, in key order, when the options ask for them
+    let mut excluded_keys: Vec<u64> = if config.keep_excluded {
+        table
+            .iter()
+            .filter(|e| e.freq == 0)
+            .map(|e| e.key)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut act = Vec::with_capacity(n_active);
     for e in table.iter().filter(|e| e.freq > 0) {
         act.push(Act {
@@ -1054,8 +1100,12 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         thresholds.extend(rows);
     }
     drop(work);
+    // customers below abc_min_sales get no tier and do not count in the total; they are
+    // the tail of `act` (sorted by monetary, highest first)
+    let ranked = |m: i64| config.abc_min_sales.is_none_or(|min| money_f(m) >= min);
     let positive: f64 = act
         .iter()
+        .filter(|a| ranked(a.money))
         .map(|a| money_f(a.money))
         .filter(|&v| v > 0.0)
         .sum();
@@ -1107,7 +1157,11 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     for (a, s) in act.iter().zip(scores.iter_mut()) {
         let money = to_money(a.money);
         total = money_add(total, money);
-        s[3] = tiers.next(money_f(a.money)) as u8;
+        s[3] = if ranked(a.money) {
+            tiers.next(money_f(a.money)) as u8
+        } else {
+            NO_TIER
+        };
         if let Some(t) = &seg_table {
             let (ri, fi, mi) = (s[0] as i32, s[1] as i32, s[2] as i32);
             let row = &mut summary[t[scheme::code_index(ri, fi, mi)] as usize];
@@ -1175,6 +1229,19 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         w.u8(segment);
         w.u8(s[3]);
     }
+    if text {
+        excluded_keys.sort_unstable_by(|a, b| key_bytes(*a).cmp(key_bytes(*b)));
+    } else {
+        excluded_keys.sort_unstable_by_key(|k| *k as i64);
+    }
+    w.varint(excluded_keys.len() as u64);
+    for k in excluded_keys {
+        if text {
+            w.short_bytes(key_bytes(k));
+        } else {
+            w.zigzag(k as i64);
+        }
+    }
     Ok(w.finish())
 }
 
@@ -1241,8 +1308,9 @@ impl Header {
         let method = Method::from_u8(r.u8()?)?;
         let buckets = r.u32()? as i32;
         let scheme = Some(text(r)?).filter(|s| !s.is_empty());
+        // counts are bounded by the bytes left (the fewest bytes an item takes) before any loop
         let mut thresholds = Vec::new();
-        for _ in 0..r.u32()? {
+        for _ in 0..r.count_u32(15)? {
             thresholds.push(ThresholdRow {
                 metric: METRICS.get(r.u8()? as usize)?,
                 score: r.u32()? as i32,
@@ -1252,7 +1320,7 @@ impl Header {
             });
         }
         let mut summary = Vec::new();
-        for _ in 0..r.u32()? {
+        for _ in 0..r.count_u32(41)? {
             summary.push(SummaryRow {
                 segment: text(r)?,
                 customers: r.i64()?,
@@ -1262,7 +1330,7 @@ impl Header {
             });
         }
         let mut grid = Vec::new();
-        for _ in 0..r.u32()? {
+        for _ in 0..r.count_u32(27)? {
             grid.push(GridRow {
                 r: r.u8()? as i32,
                 fm: r.u8()? as i32,
@@ -1311,12 +1379,19 @@ impl Analysis {
         })
     }
 
-    /// The customers of an `rfm.analysis` value, decoded one at a time (the value is checked
-    /// whole first, so the iteration itself cannot fail).
+    /// The customers of an `rfm.analysis` value, decoded one at a time, highest monetary
+    /// first (the value is checked whole first, so the iteration itself cannot fail).
     pub fn customers(bytes: &[u8]) -> Result<Customers> {
         let mut r = Reader::new(bytes, ANALYSIS_VERSION).ok_or_else(invalid_value)?;
         let h = Header::read(&mut r).ok_or_else(invalid_value)?;
         Customers::new(r.rest(), h.buckets)
+    }
+
+    /// The keys of the excluded customers (a row at or before `as_of`, no purchase in the
+    /// window), in key order (bigint keys as numbers, text keys bytewise), as text. Empty
+    /// unless the analysis was made with `"keep_excluded": true`.
+    pub fn excluded_keys(bytes: &[u8]) -> Result<Vec<String>> {
+        Ok(Self::customers(bytes)?.excluded_keys())
     }
 }
 
@@ -1329,11 +1404,46 @@ pub struct Customers {
     scale: Option<u32>,
     segments: Vec<String>,
     tiers: Vec<String>,
+    /// The encoded keys of the excluded customers: a varint count, then the keys.
+    excluded: Vec<u8>,
 }
 
 /// One customer as encoded: key, recency, frequency, money units or float bits, r, f, m,
-/// segment (0: none, else index + 1), tier index.
+/// segment (0: none, else index + 1), tier index ([`NO_TIER`]: none).
 type Record<'a> = (Key<'a>, u64, u64, i64, [u8; 5]);
+
+/// A customer key as text: text keys are UTF-8 (converted from the server encoding when
+/// they were read, except in a `SQL_ASCII` database, whose bytes are kept as they are).
+fn key_text(key: Key) -> String {
+    match key {
+        Key::Int(k) => k.to_string(),
+        Key::Text(t) => String::from_utf8_lossy(t).into_owned(),
+    }
+}
+
+fn read_key<'b>(r: &mut Reader<'b>, text_keys: bool) -> Option<Key<'b>> {
+    Some(if text_keys {
+        Key::Text(r.short_bytes()?)
+    } else {
+        Key::Int(r.zigzag()?)
+    })
+}
+
+fn read_record<'b>(r: &mut Reader<'b>, text_keys: bool, exact: bool) -> Option<Record<'b>> {
+    let key = read_key(r, text_keys)?;
+    let recency = r.varint()?;
+    let freq = r.varint()?;
+    let money = if exact {
+        r.zigzag()?
+    } else {
+        r.f64()?.to_bits() as i64
+    };
+    let mut s = [0u8; 5];
+    for b in s.iter_mut() {
+        *b = r.u8()?;
+    }
+    Some((key, recency, freq, money, s))
+}
 
 impl Customers {
     fn new(section: &[u8], buckets: i32) -> Result<Customers> {
@@ -1346,8 +1456,8 @@ impl Customers {
         let exact = r.u8()? != 0;
         let scale = r.u32()?;
         let names = |r: &mut Reader| -> Option<Vec<String>> {
-            let n = r.u32()? as usize;
-            let mut out = Vec::with_capacity(n.min(256));
+            let n = r.count_u32(1)?;
+            let mut out = Vec::with_capacity(n);
             for _ in 0..n {
                 out.push(String::from_utf8(r.short_bytes()?.to_vec()).ok()?);
             }
@@ -1355,54 +1465,57 @@ impl Customers {
         };
         let segments = names(&mut r)?;
         let tiers = names(&mut r)?;
-        let left = r.u64()?;
+        if tiers.len() >= NO_TIER as usize {
+            return None;
+        }
+        // a forged count fails here, before anything is read or allocated for it
+        let left = r.count_u64(MIN_RECORD_BYTES)? as u64;
         let records = r.rest();
-        let c = Customers {
-            buf: records.to_vec(),
+        // check every record once, so that iterating cannot fail
+        let mut check = Reader::raw(records);
+        let score_ok = |x: u8| (1..=buckets).contains(&(x as i32));
+        for _ in 0..left {
+            let (_, recency, freq, _, s) = read_record(&mut check, text_keys, exact)?;
+            if !(score_ok(s[0]) && score_ok(s[1]) && score_ok(s[2]))
+                || s[3] as usize > segments.len()
+                || (s[4] != NO_TIER && s[4] as usize >= tiers.len())
+                || recency > i32::MAX as u64
+                || freq > i64::MAX as u64
+            {
+                return None;
+            }
+        }
+        let used = records.len() - check.rest().len();
+        let excluded = check.rest();
+        let n = check.count_varint(1)?;
+        for _ in 0..n {
+            read_key(&mut check, text_keys)?;
+        }
+        check.end()?;
+        Some(Customers {
+            buf: records[..used].to_vec(),
             pos: 0,
             left,
             text_keys,
             scale: exact.then_some(scale),
             segments,
             tiers,
-        };
-        // check every record once, so that iterating cannot fail
-        let mut check = Reader::raw(&c.buf);
-        let score_ok = |x: u8| (1..=buckets).contains(&(x as i32));
-        for _ in 0..left {
-            let (key, _, _, _, s) = c.record(&mut check)?;
-            if let Key::Text(t) = key {
-                std::str::from_utf8(t).ok()?;
-            }
-            if !(score_ok(s[0]) && score_ok(s[1]) && score_ok(s[2]))
-                || s[3] as usize > c.segments.len()
-                || s[4] as usize >= c.tiers.len()
-            {
-                return None;
-            }
-        }
-        check.end()?;
-        Some(c)
+            excluded: excluded.to_vec(),
+        })
     }
 
-    fn record<'b>(&self, r: &mut Reader<'b>) -> Option<Record<'b>> {
-        let key = if self.text_keys {
-            Key::Text(r.short_bytes()?)
-        } else {
-            Key::Int(r.zigzag()?)
-        };
-        let recency = r.varint()?;
-        let freq = r.varint()?;
-        let money = if self.scale.is_some() {
-            r.zigzag()?
-        } else {
-            r.f64()?.to_bits() as i64
-        };
-        let mut s = [0u8; 5];
-        for b in s.iter_mut() {
-            *b = r.u8()?;
+    /// The keys of the excluded customers (see [`Analysis::excluded_keys`]).
+    pub fn excluded_keys(&self) -> Vec<String> {
+        let mut r = Reader::raw(&self.excluded);
+        let n = r.count_varint(1).unwrap_or(0);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            match read_key(&mut r, self.text_keys) {
+                Some(k) => out.push(key_text(k)),
+                None => break, // checked by parse
+            }
         }
-        Some((key, recency, freq, money, s))
+        out
     }
 }
 
@@ -1415,12 +1528,10 @@ impl Iterator for Customers {
         }
         let mut r = Reader::raw(&self.buf[self.pos..]);
         let before = r.rest().len();
-        let (key, recency, freq, money, s) = self.record(&mut r)?;
+        let (key, recency, freq, money, s) =
+            read_record(&mut r, self.text_keys, self.scale.is_some())?;
         let row = CustomerRow {
-            key: match key {
-                Key::Int(k) => k.to_string(),
-                Key::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            },
+            key: key_text(key),
             recency_days: recency as i32,
             frequency: freq as i64,
             monetary: match self.scale {
@@ -1431,7 +1542,7 @@ impl Iterator for Customers {
             f: s[1] as i32,
             m: s[2] as i32,
             segment: (s[3] > 0).then(|| self.segments[s[3] as usize - 1].clone()),
-            abc_tier: self.tiers[s[4] as usize].clone(),
+            abc_tier: (s[4] != NO_TIER).then(|| self.tiers[s[4] as usize].clone()),
         };
         self.pos += before - r.rest().len();
         self.left -= 1;
@@ -1478,6 +1589,8 @@ mod tests {
             fixed: None,
             abc_shares: abc::DEFAULT_SHARES.to_vec(),
             abc_names: vec!["A".into(), "B".into(), "C".into()],
+            abc_min_sales: None,
+            keep_excluded: false,
         }
     }
 
@@ -1668,8 +1781,15 @@ mod tests {
                 .total_cmp(&active[a].3.to_f64())
                 .then(active[a].0.cmp(&active[b].0))
         });
-        let desc: Vec<f64> = order.iter().map(|&i| active[i].3.to_f64()).collect();
+        // customers below abc_min_sales are left out of the ranking and get no tier
+        let ranked = |v: f64| c.abc_min_sales.is_none_or(|min| v >= min);
+        let desc: Vec<f64> = order
+            .iter()
+            .map(|&i| active[i].3.to_f64())
+            .filter(|&v| ranked(v))
+            .collect();
         let tiers = abc::assign_sorted(&desc, &c.abc_shares);
+        let tiers = tiers.into_iter().map(Some).chain(std::iter::repeat(None));
         order
             .iter()
             .zip(tiers)
@@ -1686,21 +1806,42 @@ mod tests {
                         .unwrap()
                         .to_string(),
                 ),
-                abc_tier: c.abc_names[tier].clone(),
+                abc_tier: tier.map(|t| c.abc_names[t].clone()),
             })
             .collect()
+    }
+
+    /// The excluded customers, written out naively: a row at or before as_of, no purchase in
+    /// the window; in key order.
+    fn reference_excluded(rows: &[(i64, i64, i128)], c: &Config) -> Vec<String> {
+        use std::collections::BTreeSet;
+        let seen: BTreeSet<i64> = rows
+            .iter()
+            .filter(|r| r.1 <= c.as_of)
+            .map(|r| r.0)
+            .collect();
+        let active: BTreeSet<i64> = rows
+            .iter()
+            .filter(|r| r.1 > c.window_start && r.1 <= c.as_of && r.2 >= 0)
+            .map(|r| r.0)
+            .collect();
+        seen.difference(&active).map(|k| k.to_string()).collect()
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
         #[test]
         fn engine_equals_the_naive_reference(
-            rows in proptest::collection::vec((0i64..60, -400i64..120, -3000i128..20000), 1..400),
+            rows in proptest::collection::vec((0i64..60, -400i64..360, -3000i128..20000), 1..400),
             ntile in proptest::bool::ANY,
             float in proptest::bool::ANY,
             split in 0usize..400,
+            min_sales in proptest::option::of(-40i64..160),
+            keep_excluded in proptest::bool::ANY,
         ) {
-            let c = config(if ntile { Method::Ntile } else { Method::Quantile });
+            let mut c = config(if ntile { Method::Ntile } else { Method::Quantile });
+            c.abc_min_sales = min_sales.map(|m| m as f64 + 0.5 * (m % 2) as f64);
+            c.keep_excluded = keep_excluded;
             let d = days(&c);
             // timestamps a few hours apart around the window, amounts in cents (coarse, so ties)
             let rows: Vec<(i64, i64, i128)> = rows
@@ -1758,6 +1899,13 @@ mod tests {
             let counted: i64 = a.summary.iter().map(|s| s.customers).sum();
             proptest::prop_assert_eq!(counted, expected.len() as i64);
             proptest::prop_assert_eq!(a.overview.active_customers, expected.len() as i64);
+            // the excluded customers: counted always, their keys kept when asked for
+            let excluded = reference_excluded(&rows, &c);
+            proptest::prop_assert_eq!(a.overview.excluded_customers, excluded.len() as i64);
+            proptest::prop_assert_eq!(b.overview.excluded_customers, excluded.len() as i64);
+            let want = if keep_excluded { excluded } else { Vec::new() };
+            proptest::prop_assert_eq!(&Analysis::excluded_keys(&bytes).unwrap(), &want);
+            proptest::prop_assert_eq!(&Analysis::excluded_keys(&merged).unwrap(), &want);
         }
     }
 
@@ -1778,7 +1926,7 @@ mod tests {
         }
         let mut bad = bytes.clone();
         let n = bad.len();
-        bad[n - 3] = 9; // m of the last customer
+        bad[n - 4] = 9; // m of the last customer (before segment, tier, no excluded keys)
         assert!(Analysis::customers(&bad).is_err());
         let mut extra = bytes;
         extra.push(0);

@@ -131,8 +131,34 @@ impl<'a> Reader<'a> {
     }
 
     fn len(&mut self, width: usize) -> Option<usize> {
-        let n = usize::try_from(self.u64()?).ok()?;
-        (n.checked_mul(width)? <= self.buf.len()).then_some(n)
+        let n = self.u64()?;
+        self.fits(n, width)
+    }
+
+    /// `n` as a count of items that take at least `min_bytes` each, when the bytes not read
+    /// yet can hold that many; else `None`. Every count read from untrusted bytes goes
+    /// through this before anything is allocated or looped over for it.
+    pub fn fits(&self, n: u64, min_bytes: usize) -> Option<usize> {
+        let n = usize::try_from(n).ok()?;
+        (n.checked_mul(min_bytes.max(1))? <= self.buf.len()).then_some(n)
+    }
+
+    /// A `u32` count of items of at least `min_bytes` each (see [`Reader::fits`]).
+    pub fn count_u32(&mut self, min_bytes: usize) -> Option<usize> {
+        let n = self.u32()?;
+        self.fits(n.into(), min_bytes)
+    }
+
+    /// A `u64` count of items of at least `min_bytes` each (see [`Reader::fits`]).
+    pub fn count_u64(&mut self, min_bytes: usize) -> Option<usize> {
+        let n = self.u64()?;
+        self.fits(n, min_bytes)
+    }
+
+    /// A varint count of items of at least `min_bytes` each (see [`Reader::fits`]).
+    pub fn count_varint(&mut self, min_bytes: usize) -> Option<usize> {
+        let n = self.varint()?;
+        self.fits(n, min_bytes)
     }
 
     pub fn bytes(&mut self) -> Option<&'a [u8]> {
@@ -289,5 +315,25 @@ mod tests {
         assert_eq!(Reader::new(&buf, 1).unwrap().f64s(), None);
         let mut r = Reader::new(&[1, 0, 0], 1).unwrap();
         assert_eq!(r.u32(), None);
+    }
+
+    #[test]
+    fn counts_are_bounded_by_the_bytes_left() {
+        let mut w = Writer::new(1, 0);
+        w.u32(3);
+        w.u64(1 << 40);
+        w.varint(u64::MAX);
+        w.u32(2);
+        w.f64(0.0);
+        let buf = w.finish();
+        let mut r = Reader::new(&buf, 1).unwrap();
+        // 3 items of 11 bytes do not fit in the 30 bytes left; 3 of 1 byte do
+        assert_eq!(r.fits(3, 1), Some(3));
+        assert_eq!(r.count_u32(11), None);
+        assert_eq!(r.count_u64(1), None);
+        assert_eq!(r.count_varint(1), None);
+        assert_eq!(r.count_u32(8), None); // 2 floats in 8 bytes
+        assert_eq!(r.fits(1, 8), Some(1));
+        assert_eq!(r.fits(u64::MAX, 8), None);
     }
 }

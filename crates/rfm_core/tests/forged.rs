@@ -1,0 +1,184 @@
+//! Forged `rfm.analysis` values and aggregate states: any role can hand-make one (the type
+//! is a domain over bytea), so decoding must reject it without allocating more than the
+//! bytes can hold. A counting allocator records the largest single allocation.
+
+use rfm_core::analysis::{finalize, Analysis, Config, Days, Key, Method, State};
+use rfm_core::numeric::Decimal;
+use rfm_core::{abc, scheme};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Counting;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The tests measure one global figure: they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `f` and asserts that no single allocation exceeded `limit` bytes and that it took
+/// less than a second.
+fn bounded<T>(limit: usize, f: impl FnOnce() -> T) -> T {
+    LARGEST.store(0, Ordering::Relaxed);
+    let start = Instant::now();
+    let out = f();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(largest <= limit, "allocated {largest} bytes at once");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    out
+}
+
+const DAY: i64 = 86_400_000_000;
+
+fn config(keep_excluded: bool) -> Config {
+    Config {
+        as_of: 100 * DAY,
+        window_start: 100 * DAY - 365 * DAY,
+        period: "12 months".into(),
+        buckets: 5,
+        scheme: Some(scheme::builtin("standard").unwrap()),
+        method: Method::Quantile,
+        fixed: None,
+        abc_shares: abc::DEFAULT_SHARES.to_vec(),
+        abc_names: vec!["A".into(), "B".into(), "C".into()],
+        abc_min_sales: None,
+        keep_excluded,
+    }
+}
+
+fn days(c: &Config) -> Days {
+    let first = (c.window_start / DAY) as i32 - 1;
+    let last = (c.as_of / DAY) as i32 + 1;
+    Days {
+        first_day: first,
+        midnights: (first..=last).map(|d| d as i64 * DAY).collect(),
+        as_of_day: (c.as_of / DAY) as i32,
+    }
+}
+
+fn one(units: i128) -> Decimal {
+    Decimal { units, scale: 0 }
+}
+
+/// An analysis with no active customer and one excluded one (bigint keys).
+fn no_active(keep_excluded: bool) -> Vec<u8> {
+    let c = config(keep_excluded);
+    let d = days(&c);
+    let mut s = State::new(c, false, true);
+    s.add_exact(Key::Int(7), -300 * DAY, one(5)).unwrap(); // before the window
+    finalize(s, &d).unwrap()
+}
+
+fn rejected(bytes: &[u8]) -> bool {
+    let e1 = Analysis::customers(bytes).err();
+    let e2 = Analysis::excluded_keys(bytes).err();
+    let e3 = Analysis::deserialize(bytes, true).err();
+    [e1, e2, e3]
+        .iter()
+        .all(|e| e.as_ref().is_some_and(|e| e.kind.sqlstate() == "22P03"))
+}
+
+#[test]
+fn a_customer_count_of_2_pow_40_is_rejected_without_allocating() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bytes = no_active(false);
+    // the value ends with the customer count (u64) and the excluded-key count (varint 0)
+    let n = bytes.len();
+    assert_eq!(&bytes[n - 9..], &[0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    bytes[n - 9..n - 1].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(bounded(64 * 1024, || rejected(&bytes)));
+    // and the same claim with 100 bytes of plausible records behind it
+    bytes.extend(std::iter::repeat_n(1u8, 100));
+    assert!(bounded(64 * 1024, || rejected(&bytes)));
+}
+
+#[test]
+fn an_excluded_key_count_of_2_pow_40_is_rejected() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = no_active(true);
+    assert_eq!(
+        Analysis::excluded_keys(&bytes).unwrap(),
+        vec!["7".to_string()]
+    );
+    // the tail is: varint 1, zigzag 7 (14); claim 2^40 keys instead
+    let n = bytes.len();
+    assert_eq!(&bytes[n - 2..], &[1, 14]);
+    let mut forged = bytes[..n - 2].to_vec();
+    let mut v = 1u64 << 40;
+    while v >= 0x80 {
+        forged.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    forged.push(v as u8);
+    forged.push(14);
+    assert!(bounded(64 * 1024, || rejected(&forged)));
+}
+
+#[test]
+fn a_100_byte_forged_value_is_rejected_quickly() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for fill in [0x00u8, 0x01, 0x7F, 0x80, 0xFF] {
+        let mut forged = vec![3u8]; // the current version byte
+        forged.extend(std::iter::repeat_n(fill, 99));
+        assert!(bounded(64 * 1024, || rejected(&forged)), "fill {fill:#x}");
+    }
+}
+
+#[test]
+fn truncated_and_wrong_version_values_are_rejected() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = no_active(true);
+    for cut in 0..bytes.len() {
+        assert!(rejected(&bytes[..cut]), "cut at {cut}");
+    }
+    for version in [0u8, 1, 2, 4, 255] {
+        let mut v = bytes.clone();
+        v[0] = version;
+        assert!(rejected(&v), "version {version}");
+    }
+    let mut longer = bytes;
+    longer.push(0);
+    assert!(rejected(&longer));
+}
+
+#[test]
+fn a_state_claiming_2_pow_40_entries_is_rejected_without_allocating() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = State::new(config(false), false, true);
+    s.add_exact(Key::Int(1), 90 * DAY, one(5)).unwrap();
+    let bytes = s.serialize().unwrap();
+    assert!(State::deserialize(&bytes).is_some());
+    // the state ends with the entry count (u64) and one 24-byte entry
+    let n = bytes.len();
+    let mut forged = bytes.clone();
+    forged[n - 32..n - 24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(bounded(64 * 1024, || State::deserialize(&forged).is_none()));
+    for cut in 0..bytes.len() {
+        assert!(State::deserialize(&bytes[..cut]).is_none(), "cut at {cut}");
+    }
+    let mut wrong = bytes;
+    wrong[0] = 2;
+    assert!(State::deserialize(&wrong).is_none());
+}
