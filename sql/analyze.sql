@@ -72,7 +72,7 @@ CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount dou
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE "analyze"(bigint, timestamptz, numeric, jsonb) IS
-    'One-pass RFM segmentation of transaction rows (customer, ordered_at, amount); options: as_of, period, buckets, scheme, method, thresholds, abc_shares, abc_names';
+    'One-pass RFM segmentation of transaction rows (customer, ordered_at, amount); options: as_of, period, buckets, scheme, method, thresholds, abc_shares, abc_names, abc_min_sales, keep_excluded';
 
 CREATE FUNCTION customers(analysis analysis) RETURNS TABLE (
     customer_key text, recency_days integer, frequency bigint, monetary numeric,
@@ -103,3 +103,8 @@ CREATE FUNCTION overview(analysis analysis) RETURNS TABLE (
     total_revenue numeric, transactions bigint)
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'overview_wrapper';
 COMMENT ON FUNCTION overview(analysis) IS 'Headline figures: as_of, period, active and excluded customers, revenue, transactions';
+
+CREATE FUNCTION excluded_keys(analysis analysis) RETURNS SETOF text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'excluded_keys_wrapper';
+COMMENT ON FUNCTION excluded_keys(analysis) IS
+    'Keys of the excluded customers (a row at or before as_of, no purchase in the window), kept when rfm.analyze ran with "keep_excluded": true; else none';

@@ -4,16 +4,18 @@
 //! row costs a hash lookup, not a conversion.
 
 use crate::errors::{raise, OrRaise};
+use crate::text::{self, jsonb_value, varlena_bytes, Jsonb, ServerText};
 use pgrx::prelude::*;
 use pgrx::{
     direct_function_call, AnyNumeric, GucContext, GucFlags, GucRegistry, GucSetting, Internal,
-    IntoDatum, JsonB, PgMemoryContexts,
+    IntoDatum, PgMemoryContexts,
 };
 use rfm_core::analysis::{self, Analysis, Config, Days, Key, Method, Money, State};
+use rfm_core::codec::Reader;
 use rfm_core::{abc, numeric, quantile, scheme, ErrorKind, RfmError};
 use serde_json::Value;
 
-const OPTION_KEYS: [&str; 8] = [
+const OPTION_KEYS: [&str; 10] = [
     "as_of",
     "period",
     "buckets",
@@ -22,36 +24,105 @@ const OPTION_KEYS: [&str; 8] = [
     "thresholds",
     "abc_shares",
     "abc_names",
+    "abc_min_sales",
+    "keep_excluded",
 ];
 
-/// The state plus what the transition function remembers about its arguments.
+/// The state plus the options it was made with: the raw `jsonb` bytes of the options
+/// argument, compared on every row and when partial states are combined, so that options
+/// that differ between rows are an error whatever the row order or plan.
 pub struct AnalyzeState {
     state: State,
     options_bytes: Vec<u8>,
-    /// Whether the options argument is a constant or parameter of the query, so that it
-    /// cannot change from row to row and needs no comparison.
-    options_const: bool,
 }
 
 fn option_error(key: &str, what: &str) -> RfmError {
     RfmError::invalid(format!("option \"{key}\" {what}"))
 }
 
+fn options_differ() -> RfmError {
+    RfmError::invalid("options must be the same for every row")
+        .with_hint("Pass the options as a constant, or compute them once, for example in a CTE.")
+}
+
+/// A JSON number as written, shortened when long (`jsonb` prints `1e400` as 401 digits).
+fn number_text(n: &serde_json::Number) -> String {
+    let s = n.to_string();
+    if s.len() <= 24 {
+        return s;
+    }
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let Some(first) = all.find(|c| c != '0') else {
+        return format!("{sign}0");
+    };
+    let exp = int.len() as i64 - 1 - first as i64;
+    let sig = all[first..].trim_end_matches('0');
+    let sig: String = sig.chars().take(7).collect();
+    let mantissa = if sig.len() > 1 {
+        format!("{}.{}", &sig[..1], &sig[1..])
+    } else {
+        sig
+    };
+    format!("{sign}{mantissa}e{exp}")
+}
+
+/// A number option: finite, else 22003 naming the key and the number.
+fn option_number(key: &str, v: &Value) -> Result<f64, RfmError> {
+    match v {
+        Value::Number(n) => n.as_f64().ok_or_else(|| {
+            RfmError::out_of_range(format!(
+                "option \"{key}\" is out of range: {}",
+                number_text(n)
+            ))
+        }),
+        other => Err(option_error(key, &format!("must be a number, got {other}"))),
+    }
+}
+
+/// An integer option that fits in `i32`: a fraction is 22023, a too large number 22003.
+fn option_i32(key: &str, v: &Value) -> Result<i32, RfmError> {
+    let Value::Number(n) = v else {
+        return Err(option_error(key, &format!("must be an integer, got {v}")));
+    };
+    let out_of_range = || {
+        RfmError::out_of_range(format!(
+            "option \"{key}\" is out of range: {}",
+            number_text(n)
+        ))
+    };
+    let f = option_number(key, v)?;
+    if f.fract() != 0.0 {
+        return Err(option_error(
+            key,
+            &format!("must be an integer, got {}", number_text(n)),
+        ));
+    }
+    match n.as_i64() {
+        Some(i) => i32::try_from(i).map_err(|_| out_of_range()),
+        None if f.abs() <= i32::MAX as f64 => Ok(f as i32), // written as 5.0
+        None => Err(out_of_range()),
+    }
+}
+
 fn parse_f64_array(key: &str, v: &Value) -> Result<Vec<f64>, RfmError> {
     let arr = v
         .as_array()
-        .ok_or_else(|| option_error(key, "must be an array of numbers"))?;
+        .ok_or_else(|| option_error(key, &format!("must be an array of numbers, got {v}")))?;
     arr.iter()
-        .map(|x| {
-            x.as_f64()
-                .ok_or_else(|| option_error(key, &format!("must be an array of numbers, got {x}")))
+        .map(|x| match x {
+            Value::Number(_) => option_number(key, x),
+            _ => Err(option_error(
+                key,
+                &format!("must be an array of numbers, got {x}"),
+            )),
         })
         .collect()
 }
 
 /// Resolves the options of one aggregate call (once per aggregate, not per row).
-fn parse_options(options: Option<Value>) -> Config {
-    let options = options.unwrap_or(Value::Object(Default::default()));
+fn parse_options(options: Value) -> Config {
     let obj = match options.as_object() {
         Some(o) => o,
         None => raise(RfmError::invalid(format!(
@@ -112,13 +183,7 @@ fn parse_options(options: Option<Value>) -> Config {
     }
     let buckets = match obj.get("buckets") {
         None | Some(Value::Null) => quantile::DEFAULT_BUCKETS as usize,
-        Some(v) => match v.as_i64() {
-            Some(b) => quantile::check_buckets(i32::try_from(b).unwrap_or(i32::MAX)).or_raise(),
-            None => raise(option_error(
-                "buckets",
-                &format!("must be an integer, got {v}"),
-            )),
-        },
+        Some(v) => quantile::check_buckets(option_i32("buckets", v).or_raise()).or_raise(),
     };
     let scheme = match obj.get("scheme") {
         None => Some(scheme::builtin("standard").or_raise()),
@@ -179,15 +244,7 @@ fn parse_options(options: Option<Value>) -> Config {
         }
     };
     let abc_names = match obj.get("abc_names") {
-        None | Some(Value::Null) => (0..abc_shares.len())
-            .map(|i| {
-                if i < 26 {
-                    ((b'A' + i as u8) as char).to_string()
-                } else {
-                    format!("T{}", i + 1)
-                }
-            })
-            .collect(),
+        None | Some(Value::Null) => abc::default_names(abc_shares.len()),
         Some(Value::Array(a)) => a
             .iter()
             .map(|x| match x {
@@ -203,6 +260,18 @@ fn parse_options(options: Option<Value>) -> Config {
             &format!("must be an array of strings, got {other}"),
         )),
     };
+    let abc_min_sales = match obj.get("abc_min_sales") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(option_number("abc_min_sales", v).or_raise()),
+    };
+    let keep_excluded = match obj.get("keep_excluded") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => raise(option_error(
+            "keep_excluded",
+            &format!("must be true or false, got {other}"),
+        )),
+    };
     let config = Config {
         as_of: as_of_raw,
         window_start,
@@ -213,6 +282,8 @@ fn parse_options(options: Option<Value>) -> Config {
         fixed,
         abc_shares,
         abc_names,
+        abc_min_sales,
+        keep_excluded,
     };
     config.validate().or_raise();
     config
@@ -234,12 +305,6 @@ unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::Datu
     } else {
         Some(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i))
     }
-}
-
-/// The bytes of a varlena datum (detoasted when needed; packed headers are fine).
-unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
-    let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-    pgrx::varlena::varlena_to_byte_slice(p)
 }
 
 /// How many customers one analysis may hold: its value must fit in 1 GB. The setting
@@ -268,17 +333,22 @@ fn max_customers() -> usize {
 #[pg_extern(sql = false)]
 fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     unsafe {
+        // the options, on every row (NULL rows included, before anything is skipped): NULL
+        // options are an error, and so are options that differ from the first row's
+        let has_options = (*fcinfo).nargs > 4;
+        let options = arg(fcinfo, 4);
+        if has_options && options.is_none() {
+            raise(RfmError::null(
+                "argument \"options\" of rfm.analyze must not be NULL",
+            ));
+        }
+        let options_bytes = options.map(|d| varlena_bytes(d)).unwrap_or(&[]);
         let mut state = Internal::from(arg(fcinfo, 0));
         if !state.initialized() {
             let flinfo = (*fcinfo).flinfo;
             let key_type = pg_sys::get_fn_expr_argtype(flinfo, 1);
             let amount_type = pg_sys::get_fn_expr_argtype(flinfo, 3);
-            let options = arg(fcinfo, 4);
-            let json = options.map(|d| {
-                JsonB::from_datum(d, false)
-                    .map(|j| j.0)
-                    .unwrap_or(Value::Null)
-            });
+            let json = options.map_or(Value::Object(Default::default()), |d| jsonb_value(d));
             let config = parse_options(json);
             let mut new_state = State::new(
                 config,
@@ -288,28 +358,24 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             new_state.max_customers = max_customers();
             let s = AnalyzeState {
                 state: new_state,
-                options_bytes: options
-                    .map(|d| varlena_bytes(d).to_vec())
-                    .unwrap_or_default(),
-                options_const: pg_sys::get_fn_expr_arg_stable(flinfo, 4),
+                options_bytes: options_bytes.to_vec(),
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
             state = Internal::from(Some(pg_sys::Datum::from(ptr)));
         }
         let s = state.get_mut::<AnalyzeState>().expect("initialized");
-        // options must not change from row to row
-        if let Some(d) = arg(fcinfo, 4) {
-            if !s.options_const && varlena_bytes(d) != s.options_bytes.as_slice() {
-                raise(RfmError::invalid("options must be the same for every row"));
-            }
+        if options_bytes != s.options_bytes.as_slice() {
+            raise(options_differ());
         }
         let (Some(key), Some(ts), Some(amount)) = (arg(fcinfo, 1), arg(fcinfo, 2), arg(fcinfo, 3))
         else {
             return state;
         };
         let ts = ts.value() as i64;
+        let text_key;
         let key = if s.state_text_keys() {
-            Key::Text(varlena_bytes(key))
+            text_key = text::to_utf8(varlena_bytes(key));
+            Key::Text(&text_key)
         } else {
             Key::Int(key.value() as i64)
         };
@@ -355,9 +421,15 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         let Some(other) = b.get_mut::<AnalyzeState>() else {
             return a;
         };
+        let mut a = a;
+        if let Some(s) = a.get_mut::<AnalyzeState>() {
+            // partial states of rows with different options: the same error as serially
+            if s.options_bytes != other.options_bytes {
+                raise(options_differ());
+            }
+        }
         let empty = State::new(other.state.config.clone(), false, false);
         let other_state = std::mem::replace(&mut other.state, empty);
-        let mut a = a;
         match a.get_mut::<AnalyzeState>() {
             Some(s) => {
                 s.state.merge(other_state).or_raise();
@@ -367,7 +439,6 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 let s = AnalyzeState {
                     state: other_state,
                     options_bytes: std::mem::take(&mut other.options_bytes),
-                    options_const: false,
                 };
                 let ptr =
                     PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
@@ -400,20 +471,19 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 "invalid serialized rfm.analyze state",
             )
         };
-        let n = bytes
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
-            .ok_or_else(corrupt)
-            .or_raise();
-        let opts = bytes.get(8..8 + n).ok_or_else(corrupt).or_raise();
-        let mut state = State::deserialize(&bytes[8 + n..])
-            .ok_or_else(corrupt)
-            .or_raise();
+        // the options' length is checked against the bytes there are before it is used
+        let mut r = Reader::raw(bytes);
+        let (opts, rest) = (|| {
+            let opts = r.bytes()?;
+            Some((opts, r.rest()))
+        })()
+        .ok_or_else(corrupt)
+        .or_raise();
+        let mut state = State::deserialize(rest).ok_or_else(corrupt).or_raise();
         state.max_customers = max_customers();
         Internal::new(AnalyzeState {
             state,
             options_bytes: opts.to_vec(),
-            options_const: false,
         })
     }
 }
@@ -498,7 +568,7 @@ fn customers(
 ) -> TableIterator<
     'static,
     (
-        name!(customer_key, String),
+        name!(customer_key, ServerText),
         name!(recency_days, i32),
         name!(frequency, i64),
         name!(monetary, AnyNumeric),
@@ -507,8 +577,8 @@ fn customers(
         name!(m, i32),
         name!(fm, i32),
         name!(rfm_code, String),
-        name!(segment, Option<String>),
-        name!(abc_tier, String),
+        name!(segment, Option<ServerText>),
+        name!(abc_tier, Option<ServerText>),
     ),
 > {
     let rows = Analysis::customers(analysis).or_raise();
@@ -516,7 +586,7 @@ fn customers(
         let fm = c.fm();
         let code = c.rfm_code();
         (
-            c.key,
+            ServerText(c.key),
             c.recency_days,
             c.frequency,
             money(c.monetary),
@@ -525,10 +595,18 @@ fn customers(
             c.m,
             fm,
             code,
-            c.segment,
-            c.abc_tier,
+            c.segment.map(ServerText),
+            c.abc_tier.map(ServerText),
         )
     }))
+}
+
+/// The keys of the excluded customers, kept when the analysis was made with
+/// `"keep_excluded": true` (else none).
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn excluded_keys(analysis: &[u8]) -> SetOfIterator<'static, ServerText> {
+    let keys = Analysis::excluded_keys(analysis).or_raise();
+    SetOfIterator::new(keys.into_iter().map(ServerText))
 }
 
 /// One row per segment of the scheme, empty ones included.
@@ -539,7 +617,7 @@ fn summary(
 ) -> TableIterator<
     'static,
     (
-        name!(segment, String),
+        name!(segment, ServerText),
         name!(customers, i64),
         name!(pct_customers, Option<f64>),
         name!(revenue, AnyNumeric),
@@ -574,7 +652,7 @@ fn summary(
             money(avg)
         });
         (
-            s.segment,
+            ServerText(s.segment),
             n,
             pct(n as f64, total_customers),
             money(s.revenue),
@@ -624,17 +702,16 @@ fn grid(
     (
         name!(r, i32),
         name!(fm, i32),
-        name!(segment, Option<String>),
+        name!(segment, Option<ServerText>),
         name!(customers, i64),
         name!(revenue, AnyNumeric),
     ),
 > {
     let a = read(analysis);
-    TableIterator::new(
-        a.grid
-            .into_iter()
-            .map(|g| (g.r, g.fm, g.segment, g.customers, money(g.revenue))),
-    )
+    TableIterator::new(a.grid.into_iter().map(|g| {
+        let segment = g.segment.map(ServerText);
+        (g.r, g.fm, segment, g.customers, money(g.revenue))
+    }))
 }
 
 /// The headline figures.
@@ -684,15 +761,23 @@ extension_sql_file!(
         summary,
         thresholds,
         grid,
-        overview
+        overview,
+        excluded_keys
     ]
 );
 
 /// Checks `rfm.analyze` options without running an analysis: raises the error
 /// `rfm.analyze` would raise, else returns the options with every default filled in.
+///
+/// A NULL argument is an error (22004), as NULL options are for `rfm.analyze`.
 #[pg_extern(stable, parallel_safe)]
-fn check_options(options: default!(JsonB, "'{}'")) -> JsonB {
-    let c = parse_options(Some(options.0));
+fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
+    let Some(options) = options else {
+        raise(RfmError::null(
+            "argument \"options\" of rfm.check_options must not be NULL",
+        ));
+    };
+    let c = parse_options(options.0);
     let as_of = TimestampWithTimeZone::try_from(c.as_of)
         .unwrap_or_else(|_| raise(RfmError::out_of_range("as_of out of range")));
     let mut out = serde_json::Map::new();
@@ -714,7 +799,12 @@ fn check_options(options: default!(JsonB, "'{}'")) -> JsonB {
     }
     out.insert("abc_shares".into(), Value::from(c.abc_shares.clone()));
     out.insert("abc_names".into(), Value::from(c.abc_names.clone()));
-    JsonB(Value::Object(out))
+    out.insert(
+        "abc_min_sales".into(),
+        c.abc_min_sales.map_or(Value::Null, Value::from),
+    );
+    out.insert("keep_excluded".into(), Value::Bool(c.keep_excluded));
+    Jsonb(Value::Object(out))
 }
 
 extension_sql_file!(

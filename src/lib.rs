@@ -9,6 +9,7 @@ mod aggregates;
 mod analyze;
 mod errors;
 mod primitives;
+mod text;
 
 /// Called once when the library is loaded: registers the settings.
 #[pg_guard]

@@ -8,7 +8,8 @@ INSERT INTO ed VALUES
 -- empty input: no analysis, and the accessors return no rows
 SELECT rfm.analyze(c, t, a) IS NULL AS empty_is_null FROM ed WHERE false;
 SELECT count(*) AS rows FROM rfm.summary((SELECT rfm.analyze(c, t, a) FROM ed WHERE false));
--- as_of before all data: every customer is excluded, every segment is listed empty
+-- as_of before all data: rows after as_of are not part of the analysis (nobody is active
+-- or excluded), and every segment is listed empty
 SELECT * FROM rfm.overview((SELECT rfm.analyze(c, t, a, '{"as_of": "2020-01-01"}') FROM ed));
 SELECT segment, customers, revenue, pct_customers FROM rfm.summary((SELECT rfm.analyze(c, t, a, '{"as_of": "2020-01-01"}') FROM ed));
 -- returns lower monetary; a customer with only returns is excluded; old rows are ignored
