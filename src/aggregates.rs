@@ -59,7 +59,9 @@ pub struct QuantileState {
 
 fn quantile_add(state: &mut QuantileState, value: Option<f64>, buckets: Option<i32>) {
     let buckets = match buckets {
-        None => raise(RfmError::null("buckets must not be NULL")),
+        None => raise(RfmError::null(
+            "argument \"buckets\" of rfm.quantile_thresholds must not be NULL",
+        )),
         Some(b) => quantile::check_buckets(b).or_raise() as u32,
     };
     if state.buckets == 0 {
@@ -215,7 +217,9 @@ pub struct AbcState {
 
 fn abc_add(state: &mut AbcState, value: Option<f64>, shares: Option<&[Option<f64>]>) {
     let Some(shares) = shares else {
-        raise(RfmError::null("shares must not be NULL"));
+        raise(RfmError::null(
+            "argument \"shares\" of rfm.abc_thresholds must not be NULL",
+        ));
     };
     if state.shares.is_empty() {
         state.shares = abc::check_shares(shares).or_raise();

@@ -35,11 +35,11 @@ fn quantile_thresholds_equal_percentile_cont() {
 #[pg_test]
 fn segment_and_abc_tier() {
     assert_eq!(
-        crate::primitives::segment(1, 5, 4, "standard"),
+        crate::primitives::segment(1, 5, 4, crate::text::ServerText("standard".into())),
         "Can't Lose Them"
     );
     assert_eq!(
-        crate::primitives::segment(5, 4, 4, "codes"),
+        crate::primitives::segment(5, 4, 4, crate::text::ServerText("codes".into())),
         "VIP Champions"
     );
     assert_eq!(
@@ -93,4 +93,27 @@ fn errors_carry_their_sqlstate() {
                 .unwrap();
         assert_eq!(got, state, "{query}");
     }
+}
+
+/// The ABC defaults live in rfm_core::abc; the one SQL DEFAULT literal that repeats them
+/// (rfm.abc_tier's names) and the one-argument rfm.abc_thresholds must agree with them and
+/// with what rfm.check_options resolves, so they cannot drift.
+#[pg_test]
+fn abc_defaults_in_sql_are_the_rust_constants() {
+    let args = one::<String>("SELECT pg_get_function_arguments('rfm.abc_tier'::regproc)");
+    let literal = format!("'{{{}}}'", rfm_core::abc::DEFAULT_NAMES.join(","));
+    assert!(args.contains(&literal), "{args} lacks {literal}");
+    assert!(one::<bool>(
+        "SELECT ARRAY[rfm.abc_tier(20, '{10,5}'), rfm.abc_tier(7, '{10,5}'), rfm.abc_tier(0, '{10,5}')]
+              = ARRAY(SELECT jsonb_array_elements_text(rfm.check_options('{}') -> 'abc_names'))"
+    ));
+    assert!(one::<bool>(
+        "SELECT (SELECT rfm.abc_thresholds(x) FROM generate_series(1, 100) x)
+              = (SELECT rfm.abc_thresholds(x, ARRAY(SELECT jsonb_array_elements_text(
+                     rfm.check_options('{}') -> 'abc_shares')::float8)) FROM generate_series(1, 100) x)"
+    ));
+    let shares: Vec<f64> = rfm_core::abc::DEFAULT_SHARES.to_vec();
+    let resolved = one::<String>("SELECT (rfm.check_options('{}') -> 'abc_shares')::text");
+    let parsed: Vec<f64> = serde_json::from_str(&resolved).unwrap();
+    assert_eq!(parsed, shares);
 }

@@ -3,6 +3,7 @@
 //! in `rfm_core`.
 
 use crate::errors::OrRaise;
+use crate::text::ServerText;
 use pgrx::prelude::*;
 use rfm_core::{abc, scheme, score as core_score};
 
@@ -29,9 +30,9 @@ pub(crate) fn segment(
     r: i32,
     f: i32,
     m: i32,
-    scheme: default!(&str, "'standard'"),
+    scheme: default!(ServerText, "'standard'"),
 ) -> &'static str {
-    scheme::segment(r, f, m, scheme).or_raise()
+    scheme::segment(r, f, m, &scheme.0).or_raise()
 }
 
 /// ABC tier of `value`: the first tier whose threshold it reaches, else the last.
@@ -39,9 +40,10 @@ pub(crate) fn segment(
 fn abc_tier(
     value: f64,
     thresholds: Vec<Option<f64>>,
-    names: default!(Vec<Option<String>>, "'{A,B,C}'"),
-) -> String {
-    abc::tier(value, &thresholds, &names).or_raise()
+    names: default!(Vec<Option<ServerText>>, "'{A,B,C}'"),
+) -> ServerText {
+    let names: Vec<Option<String>> = names.into_iter().map(|n| n.map(|t| t.0)).collect();
+    ServerText(abc::tier(value, &thresholds, &names).or_raise())
 }
 
 /// Every segment of every built-in scheme; read it through the `rfm.schemes` view.

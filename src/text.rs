@@ -218,3 +218,17 @@ macro_rules! via_datum {
 }
 
 via_datum!(ServerText, Jsonb);
+
+// SAFETY: array elements of type text are non-NULL varlena datums when unboxed (pgrx checks
+// NULL before), converted as a scalar argument is.
+unsafe impl pgrx::datum::UnboxDatum for ServerText {
+    type As<'src> = ServerText;
+
+    unsafe fn unbox<'src>(datum: pgrx::datum::Datum<'src>) -> Self::As<'src>
+    where
+        Self: 'src,
+    {
+        let utf8 = to_utf8(unsafe { varlena_bytes(datum.sans_lifetime()) });
+        ServerText(String::from_utf8_lossy(&utf8).into_owned())
+    }
+}
