@@ -544,7 +544,7 @@ fn read(a: &[u8]) -> Analysis {
     Analysis::deserialize(a, false).or_raise()
 }
 
-fn money(m: Money) -> AnyNumeric {
+pub(crate) fn money(m: Money) -> AnyNumeric {
     match m {
         Money::Float(f) if !f.is_finite() => raise(RfmError::out_of_range("total is not finite")),
         _ => AnyNumeric::try_from(m.to_text().as_str())
@@ -771,7 +771,7 @@ extension_sql_file!(
 ///
 /// A NULL argument is an error (22004), as NULL options are for `rfm.analyze`.
 #[pg_extern(stable, parallel_safe)]
-fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
+pub(crate) fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
     let Some(options) = options else {
         raise(RfmError::null(
             "argument \"options\" of rfm.check_options must not be NULL",
@@ -806,9 +806,3 @@ fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
     out.insert("keep_excluded".into(), Value::Bool(c.keep_excluded));
     Jsonb(Value::Object(out))
 }
-
-extension_sql_file!(
-    "../sql/managed.sql",
-    name = "managed_sql",
-    requires = [check_options, "analyze_sql", "schemes_view"]
-);

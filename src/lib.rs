@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 mod aggregates;
 mod analyze;
 mod errors;
+mod managed;
 mod primitives;
 mod text;
 

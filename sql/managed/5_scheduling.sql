@@ -1,0 +1,82 @@
+-- Managed segmentations, part 5 of 7: scheduling with pg_cron.
+--
+-- A job made by rfm.schedule_refresh runs as the role that scheduled it (not as the
+-- extension's owner), in this database, and calls rfm.refresh, which checks that role's
+-- rights like any other call.
+
+-- The schema of pg_cron in this database, or 55000 with what to do.
+CREATE FUNCTION _cron_schema() RETURNS name
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    schema name;
+BEGIN
+    SELECT n.nspname INTO schema FROM pg_catalog.pg_extension e
+    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_cron';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'pg_cron is not installed in this database',
+            HINT = format('Install postgresql-15-cron, set shared_preload_libraries = ''pg_cron'' and cron.database_name = %L in postgresql.conf, restart, then CREATE EXTENSION pg_cron in this database.',
+                          current_database());
+    END IF;
+    RETURN schema;
+END
+$$;
+
+-- Removes the pg_cron jobs of a segmentation (whoever scheduled them); whether there was one.
+CREATE FUNCTION _unschedule(s segmentations) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    schema name;
+    job bigint;
+    found_one boolean := false;
+BEGIN
+    SELECT n.nspname INTO schema FROM pg_catalog.pg_extension e
+    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_cron';
+    IF schema IS NULL THEN
+        RETURN false;
+    END IF;
+    FOR job IN EXECUTE format('SELECT jobid FROM %I.job WHERE jobname = $1', schema) USING 'rfm_refresh_' || s.name LOOP
+        EXECUTE format('SELECT %I.unschedule($1)', schema) USING job;
+        found_one := true;
+    END LOOP;
+    RETURN found_one;
+END
+$$;
+
+CREATE FUNCTION _do_schedule_refresh(caller oid, segmentation text, schedule text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s rfm.segmentations := rfm._definition(segmentation, 'schedule_refresh');
+    schema name := rfm._cron_schema();
+    job bigint;
+BEGIN
+    PERFORM rfm._not_null(schedule, 'schedule', 'schedule_refresh');
+    PERFORM rfm._require_manager(caller, s, 'schedule_refresh');
+    PERFORM rfm._unschedule(s);
+    EXECUTE format('SELECT %I.schedule_in_database($1, $2, $3, $4, $5)', schema)
+        INTO job
+        USING 'rfm_refresh_' || s.name, schedule, format('SELECT rfm.refresh(%L)', s.name),
+              current_database()::text, (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = caller)::text;
+    RETURN job;
+END
+$$;
+
+CREATE FUNCTION schedule_refresh(segmentation text, schedule text) RETURNS bigint
+LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'managed_entry';
+COMMENT ON FUNCTION schedule_refresh(text, text) IS
+    'Schedules rfm.refresh of one segmentation with pg_cron (job rfm_refresh_<name>, run as the calling role); replaces an earlier job';
+
+CREATE FUNCTION _do_unschedule_refresh(caller oid, segmentation text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s rfm.segmentations := rfm._definition(segmentation, 'unschedule_refresh');
+BEGIN
+    PERFORM rfm._require_manager(caller, s, 'unschedule_refresh');
+    PERFORM rfm._cron_schema();
+    RETURN rfm._unschedule(s);
+END
+$$;
+
+CREATE FUNCTION unschedule_refresh(segmentation text) RETURNS boolean
+LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'managed_entry';
+COMMENT ON FUNCTION unschedule_refresh(text) IS 'Removes the pg_cron job of rfm.schedule_refresh; returns whether there was one';

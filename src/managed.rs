@@ -1,0 +1,499 @@
+//! The privileged plumbing of managed segmentations (SPEC §11). Everything a DBA has to
+//! trust is here and in `sql/managed/`:
+//!
+//! * [`managed_entry`]: the C entry point of every public management function
+//!   (`rfm.create_segmentation`, `rfm.refresh`, …). It reads the role that called it
+//!   (`GetUserId()`: exact, also inside other SECURITY DEFINER functions) and calls the
+//!   implementation `rfm._do_<name>(caller oid, <the same arguments>)`, a SECURITY DEFINER
+//!   function that nobody may execute directly. The implementation can therefore trust its
+//!   `caller` argument: it is never something a user wrote.
+//! * [`read_source_as`]: runs the one query of a refresh over the source with the rights of
+//!   the segmentation's owner, as PostgreSQL's own REFRESH MATERIALIZED VIEW does: a local
+//!   user-id change plus SECURITY_RESTRICTED_OPERATION (no SET ROLE, no temporary objects,
+//!   no deferred triggers), and `search_path` pinned to `pg_catalog, pg_temp`.
+//! * [`assigned`] and [`changes`]: decode the stored `rfm.analysis` of a run into the rows
+//!   of `rfm.customer_segments`, and compare two runs, without a detour through SQL rows.
+
+#[allow(unused_imports)] // check_options: named in the `requires` of extension_sql_file! below
+use crate::analyze::{check_options, money};
+use crate::errors::{raise, OrRaise};
+use crate::text::{Jsonb, ServerText};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, AnyNumeric};
+use rfm_core::analysis::{Analysis, CustomerRow};
+use rfm_core::RfmError;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+
+/// What `managed_entry` keeps between calls in `fn_extra`.
+struct EntryCache {
+    finfo: *mut pg_sys::FmgrInfo,
+}
+
+/// Version-1 calling convention record of [`managed_entry`].
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_managed_entry() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// The implementation of an entry function: `rfm._do_<name>` in the same schema, with the
+/// same owner (both are created by the extension script; nobody else can create functions
+/// in schema `rfm`).
+fn implementation_of(entry: pg_sys::Oid) -> pg_sys::Oid {
+    let found = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT i.oid FROM pg_catalog.pg_proc p
+         JOIN pg_catalog.pg_proc i ON i.pronamespace OPERATOR(pg_catalog.=) p.pronamespace
+          AND i.proname OPERATOR(pg_catalog.=) ('_do_' OPERATOR(pg_catalog.||) p.proname)
+          AND i.proowner OPERATOR(pg_catalog.=) p.proowner
+          AND i.prosecdef
+         WHERE p.oid OPERATOR(pg_catalog.=) $1",
+        &[entry.into()],
+    );
+    match found {
+        Ok(Some(oid)) => oid,
+        _ => raise(RfmError::new(
+            rfm_core::ErrorKind::UndefinedObject,
+            format!("no implementation for the rfm_segmentation entry function {entry:?}"),
+        )),
+    }
+}
+
+/// The entry point of every public management function (see the module comment).
+///
+/// # Safety
+/// Called by the PostgreSQL function manager with a valid `fcinfo`.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn managed_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo and its flinfo are valid for the duration of the call (fmgr contract)
+    unsafe {
+        let caller = pg_sys::GetUserId();
+        let flinfo = (*fcinfo).flinfo;
+        let mut cache = (*flinfo).fn_extra as *mut EntryCache;
+        if cache.is_null() {
+            let target = implementation_of((*flinfo).fn_oid);
+            let mcxt = (*flinfo).fn_mcxt;
+            let finfo =
+                pg_sys::MemoryContextAllocZero(mcxt, std::mem::size_of::<pg_sys::FmgrInfo>())
+                    as *mut pg_sys::FmgrInfo;
+            // fmgr_info wraps a SECURITY DEFINER function in fmgr_security_definer, which
+            // switches to its owner and applies its SET search_path
+            pg_sys::fmgr_info_cxt(target, finfo, mcxt);
+            cache = pg_sys::MemoryContextAlloc(mcxt, std::mem::size_of::<EntryCache>())
+                as *mut EntryCache;
+            cache.write(EntryCache { finfo });
+            (*flinfo).fn_extra = cache.cast();
+        }
+        let nargs = (*fcinfo).nargs as usize;
+        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+            + (nargs + 1) * std::mem::size_of::<pg_sys::NullableDatum>();
+        let inner = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
+        (*inner).flinfo = (*cache).finfo;
+        (*inner).context = std::ptr::null_mut();
+        // a set-returning implementation fills the caller's ReturnSetInfo directly
+        (*inner).resultinfo = (*fcinfo).resultinfo;
+        (*inner).fncollation = (*fcinfo).fncollation;
+        (*inner).isnull = false;
+        (*inner).nargs = (nargs + 1) as i16;
+        let args = (*inner).args.as_mut_slice(nargs + 1);
+        args[0] = pg_sys::NullableDatum {
+            value: pg_sys::Datum::from(caller.to_u32()),
+            isnull: false,
+        };
+        let outer = (*fcinfo).args.as_slice(nargs);
+        args[1..].copy_from_slice(outer);
+        let call = (*(*cache).finfo).fn_addr.expect("fmgr_info sets fn_addr");
+        let result = call(inner);
+        (*fcinfo).isnull = (*inner).isnull;
+        result
+    }
+}
+
+/// Runs `query` (one row, one bytea column; `$1` is `options`) with the rights of `owner`
+/// and returns its value. Only the extension's own SECURITY DEFINER functions may call it
+/// (EXECUTE is revoked from PUBLIC).
+#[pg_extern(volatile, sql = false)]
+fn read_source_as(owner: pg_sys::Oid, query: &[u8], options: Jsonb) -> Option<Vec<u8>> {
+    // the query text stays in the server encoding: it goes straight back to the server
+    let query =
+        CString::new(query).unwrap_or_else(|_| raise(RfmError::invalid("query contains NUL")));
+    // SAFETY: plain calls into the backend; the user id and the GUC nest level are restored
+    // below, and on an error by the (sub)transaction abort, as for SECURITY DEFINER functions
+    unsafe {
+        let mut saved_user = pg_sys::InvalidOid;
+        let mut saved_context: std::ffi::c_int = 0;
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
+        );
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let result = run_one_bytea(&query, options);
+        pg_sys::AtEOXact_GUC(true, nest);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+        result
+    }
+}
+
+/// Executes `query` once through SPI, allowing a parallel plan, and copies out its one value.
+///
+/// # Safety
+/// Must run inside a transaction, in a function call.
+unsafe fn run_one_bytea(query: &CString, options: Jsonb) -> Option<Vec<u8>> {
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            raise(RfmError::invalid("SPI_connect failed"));
+        }
+        let mut types = [pg_sys::JSONBOID];
+        let plan = pg_sys::SPI_prepare_cursor(
+            query.as_ptr(),
+            1,
+            types.as_mut_ptr(),
+            pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
+        );
+        if plan.is_null() {
+            raise(RfmError::invalid(
+                "could not prepare the query of the source",
+            ));
+        }
+        let mut values = [options.into_datum().expect("jsonb datum")];
+        let nulls = [b' ' as std::ffi::c_char];
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
+        if rc != pg_sys::SPI_OK_SELECT as i32 || pg_sys::SPI_processed != 1 {
+            raise(RfmError::invalid(
+                "the query of the source did not return one row",
+            ));
+        }
+        let table = pg_sys::SPI_tuptable;
+        let mut isnull = false;
+        let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+        let out = if isnull {
+            None
+        } else {
+            let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            Some(pgrx::varlena::varlena_to_byte_slice(p).to_vec())
+        };
+        pg_sys::SPI_finish();
+        out
+    }
+}
+
+/// How a run's customers become segments: the scheme's segment (`rfm`) or the ABC tier
+/// (`abc`), and the segment of the excluded customers (ABC `default_tier`), if any.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    abc: bool,
+    default_segment: Option<&'a str>,
+}
+
+impl Reading<'_> {
+    fn segment_of(&self, c: &CustomerRow) -> Option<String> {
+        if self.abc {
+            c.abc_tier.clone()
+        } else {
+            c.segment.clone()
+        }
+    }
+}
+
+fn reading<'a>(kind: &str, default_segment: Option<&'a str>) -> Reading<'a> {
+    Reading {
+        abc: kind == "abc",
+        default_segment,
+    }
+}
+
+type AssignedRow = (
+    ServerText,
+    Option<ServerText>,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
+    Option<i32>,
+    Option<i64>,
+    Option<AnyNumeric>,
+    Option<ServerText>,
+);
+
+/// The automatic assignment of a run: one row per customer of the stored analysis (and per
+/// excluded customer when the run has a default segment), restricted to `only_keys` when
+/// given, followed by the keys of `extra_keys` that the run does not assign (customers known
+/// only through an override).
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the signature
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn assigned(
+    analysis: Option<&[u8]>,
+    kind: &str,
+    default_segment: Option<ServerText>,
+    only_keys: Option<Vec<Option<ServerText>>>,
+    extra_keys: Option<Vec<Option<ServerText>>>,
+) -> TableIterator<
+    'static,
+    (
+        name!(customer_key, ServerText),
+        name!(segment, Option<ServerText>),
+        name!(r, Option<i32>),
+        name!(f, Option<i32>),
+        name!(m, Option<i32>),
+        name!(fm, Option<i32>),
+        name!(rfm_code, Option<String>),
+        name!(recency_days, Option<i32>),
+        name!(frequency, Option<i64>),
+        name!(monetary, Option<AnyNumeric>),
+        name!(abc_tier, Option<ServerText>),
+    ),
+> {
+    let only: Option<HashSet<String>> =
+        only_keys.map(|k| k.into_iter().flatten().map(|t| t.0).collect());
+    let mut extra: Vec<String> = extra_keys
+        .map(|k| k.into_iter().flatten().map(|t| t.0).collect())
+        .unwrap_or_default();
+    extra.sort();
+    extra.dedup();
+    let customers = analysis.map(|b| Analysis::customers(b).or_raise());
+    let default_segment = default_segment.map(|t| t.0);
+    let excluded = match (analysis, &default_segment) {
+        (Some(b), Some(_)) => Analysis::excluded_keys(b).or_raise(),
+        _ => Vec::new(),
+    };
+    TableIterator::new(AssignedRows {
+        abc: kind == "abc",
+        default_segment,
+        only,
+        customers,
+        excluded: excluded.into_iter(),
+        extra: extra.into_iter(),
+        seen: HashSet::new(),
+    })
+}
+
+/// The rows of [`assigned`], produced one at a time: the customers of the analysis, then
+/// the excluded customers (when the run has a default segment), then the extra keys that
+/// were not seen.
+struct AssignedRows {
+    abc: bool,
+    default_segment: Option<String>,
+    only: Option<HashSet<String>>,
+    customers: Option<rfm_core::analysis::Customers>,
+    excluded: std::vec::IntoIter<String>,
+    extra: std::vec::IntoIter<String>,
+    seen: HashSet<String>,
+}
+
+impl AssignedRows {
+    fn wanted(&self, key: &str) -> bool {
+        self.only.as_ref().is_none_or(|s| s.contains(key))
+    }
+
+    fn track(&mut self, key: &str) {
+        if self.extra.len() > 0 {
+            self.seen.insert(key.to_string());
+        }
+    }
+}
+
+impl Iterator for AssignedRows {
+    type Item = AssignedRow;
+
+    fn next(&mut self) -> Option<AssignedRow> {
+        while let Some(c) = self.customers.as_mut().and_then(|it| it.next()) {
+            // an ABC customer below the minimum sales has no tier: not assigned
+            if !self.wanted(&c.key) || (self.abc && c.abc_tier.is_none()) {
+                continue;
+            }
+            self.track(&c.key);
+            let rd = Reading {
+                abc: self.abc,
+                default_segment: None,
+            };
+            let segment = rd.segment_of(&c);
+            let (fm, code, tier) = (c.fm(), c.rfm_code(), c.abc_tier.clone());
+            return Some((
+                ServerText(c.key),
+                segment.map(ServerText),
+                Some(c.r),
+                Some(c.f),
+                Some(c.m),
+                Some(fm),
+                Some(code),
+                Some(c.recency_days),
+                Some(c.frequency),
+                Some(money(c.monetary)),
+                tier.map(ServerText),
+            ));
+        }
+        while let Some(k) = self.excluded.next() {
+            if !self.wanted(&k) {
+                continue;
+            }
+            self.track(&k);
+            let d = self.default_segment.clone().map(ServerText);
+            return Some((
+                ServerText(k),
+                d,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(0),
+                None,
+                None,
+            ));
+        }
+        for k in self.extra.by_ref() {
+            if !self.seen.contains(&k) && self.only.as_ref().is_none_or(|s| s.contains(&k)) {
+                return Some((
+                    ServerText(k),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The automatic segment of every customer of a run, by key.
+fn segments_by_key(bytes: &[u8], rd: Reading) -> HashMap<String, Option<String>> {
+    let mut map = HashMap::new();
+    for c in Analysis::customers(bytes).or_raise() {
+        let s = rd.segment_of(&c);
+        map.insert(c.key, s);
+    }
+    if let Some(d) = rd.default_segment {
+        for k in Analysis::excluded_keys(bytes).or_raise() {
+            map.insert(k, Some(d.to_string()));
+        }
+    }
+    map
+}
+
+/// The customers whose automatic segment differs between two runs: entered (`from` NULL),
+/// left (`to` NULL) or moved, with the monetary value of the new run.
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the signature
+#[pg_extern(immutable, parallel_safe, sql = false)]
+fn changes(
+    old: Option<&[u8]>,
+    old_kind: Option<&str>,
+    old_default: Option<ServerText>,
+    new: &[u8],
+    new_kind: &str,
+    new_default: Option<ServerText>,
+) -> TableIterator<
+    'static,
+    (
+        name!(customer_key, ServerText),
+        name!(from_segment, Option<ServerText>),
+        name!(to_segment, Option<ServerText>),
+        name!(monetary, Option<AnyNumeric>),
+    ),
+> {
+    let (old_default, new_default) = (old_default.map(|t| t.0), new_default.map(|t| t.0));
+    let (old_default, new_default) = (old_default.as_deref(), new_default.as_deref());
+    let mut before = match old {
+        Some(b) => segments_by_key(b, reading(old_kind.unwrap_or("rfm"), old_default)),
+        None => HashMap::new(),
+    };
+    let rd = reading(new_kind, new_default);
+    let mut out = Vec::new();
+    for c in Analysis::customers(new).or_raise() {
+        let to = rd.segment_of(&c);
+        let from = before.remove(&c.key).flatten();
+        if from != to {
+            out.push((
+                ServerText(c.key),
+                from.map(ServerText),
+                to.map(ServerText),
+                Some(money(c.monetary)),
+            ));
+        }
+    }
+    if let Some(d) = rd.default_segment {
+        for k in Analysis::excluded_keys(new).or_raise() {
+            let from = before.remove(&k).flatten();
+            let to = Some(d.to_string());
+            if from != to {
+                out.push((
+                    ServerText(k),
+                    from.map(ServerText),
+                    to.map(ServerText),
+                    None,
+                ));
+            }
+        }
+    }
+    let mut left: Vec<_> = before
+        .into_iter()
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect();
+    left.sort();
+    let left = left
+        .into_iter()
+        .map(|(k, s)| (ServerText(k), Some(ServerText(s)), None, None));
+    out.extend(left);
+    TableIterator::new(out)
+}
+
+// The hand-written SQL of the managed layer, in order (see the header of each file).
+extension_sql_file!(
+    "../sql/managed/1_catalog.sql",
+    name = "managed_catalog",
+    requires = ["analyze_sql", "schemes_view", check_options]
+);
+extension_sql_file!(
+    "../sql/managed/2_definitions.sql",
+    name = "managed_definitions",
+    requires = ["managed_catalog", read_source_as, assigned, changes]
+);
+extension_sql_file!(
+    "../sql/managed/3_refresh.sql",
+    name = "managed_refresh",
+    requires = ["managed_definitions"]
+);
+extension_sql_file!(
+    "../sql/managed/4_overrides.sql",
+    name = "managed_overrides",
+    requires = ["managed_refresh"]
+);
+extension_sql_file!(
+    "../sql/managed/5_scheduling.sql",
+    name = "managed_scheduling",
+    requires = ["managed_overrides"]
+);
+extension_sql_file!(
+    "../sql/managed/6_views.sql",
+    name = "managed_views",
+    requires = ["managed_scheduling"]
+);
+extension_sql_file!(
+    "../sql/managed/7_privileges.sql",
+    name = "managed_privileges",
+    requires = ["managed_views"],
+    finalize
+);
