@@ -9,6 +9,7 @@
 #      exactly tests/pg_regress/expected/NAME.out (setup.sql first, then the rest by name)
 #   7. integration tests (tests/integration/run.sh): NOTIFY, concurrent refresh and read,
 #      pg_cron scheduling, and that docs/reference.md matches what its examples print
+#   8. tests/integration/latin1.sh: everything in a LATIN1 database
 # and closes with one line "N passed, 0 failed" (the sum over every suite).
 #   bash scripts/test.sh          (or: make test)
 #   TEST_PGDATA=/tmp/a bash scripts/test.sh   (another directory for the pgrx test cluster)
@@ -120,7 +121,13 @@ integration_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/i
 [ -n "$integration_passed" ] || { echo "test: integration tests did not report" >&2; exit 1; }
 took "integration tests"
 
+step "LATIN1 database (tests/integration/latin1.sh)"
+bash tests/integration/latin1.sh 2>&1 | tee "$logs/latin1.log"
+latin1_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/latin1.log")
+[ -n "$latin1_passed" ] || { echo "test: LATIN1 tests did not report" >&2; exit 1; }
+took "LATIN1 tests"
+
 echo
 echo "==> test: all checks passed in $((SECONDS - started)) s" \
-  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed, integration: $integration_passed)"
-echo "$((core_passed + pg_passed + regress_passed + integration_passed)) passed, 0 failed"
+  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed, integration: $integration_passed, LATIN1: $latin1_passed)"
+echo "$((core_passed + pg_passed + regress_passed + integration_passed + latin1_passed)) passed, 0 failed"

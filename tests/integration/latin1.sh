@@ -119,6 +119,27 @@ eq "the same analysis with double precision amounts and in parallel gives the sa
   "Jürgen Größe|plain ascii|Åsa Ødegård|Ça va ¿sí? ½ ©|ÿ last byte"
 eq "a key that LATIN1 cannot hold never reaches the extension (22P05 from PostgreSQL)" \
   "SELECT left(t.error_of(\$\$SELECT rfm.analyze(convert_from('\\xe282ac'::bytea, 'UTF8'), now(), 1)\$\$), 5)" "22P05"
+# the managed layer: an ABC segmentation with non-ASCII tiers, a default tier, overrides
+q "SELECT rfm.create_segmentation('latin_abc', 't.tx', 'customer', 'ordered_at', 'amount',
+   '{\"as_of\": \"2025-12-31 23:59:59+00\", \"abc_shares\": [0.6, 0.3, 0.1], \"abc_names\": [\"Größte\", \"Mittel\", \"Klein\"], \"default_tier\": \"Klein\"}', 'abc')" >/dev/null
+q "SELECT rfm.create_segmentation('latin_rfm', 't.tx', 'customer', 'ordered_at', 'amount', '{\"as_of\": \"2025-12-31 23:59:59+00\"}')" >/dev/null
+q "SELECT rfm.refresh('latin_abc'), rfm.refresh('latin_rfm')" >/dev/null
+eq "a managed ABC segmentation keeps non-ASCII keys and tiers, default tier included" \
+  "SELECT string_agg(customer_key || '=' || segment, '|' ORDER BY customer_key) FROM rfm.customer_segments WHERE segmentation = 'latin_abc'" \
+  "$(q "SELECT string_agg(customer_key || '=' || abc_tier, '|' ORDER BY customer_key) FROM (SELECT customer_key, abc_tier FROM rfm.customers((SELECT a FROM t.result)) UNION ALL SELECT k, 'Klein' FROM rfm.excluded_keys((SELECT a FROM t.result)) k) x")"
+eq "the history of the first refresh has every customer with its exact key" \
+  "SELECT count(*) FROM rfm.history h JOIN rfm.segmentations s ON s.id = h.segmentation_id WHERE s.name = 'latin_abc' AND h.customer_key IN (SELECT customer FROM t.tx)" "6"
+q "SELECT rfm.set_override('latin_abc', 'Åsa Ødegård', 'Größte')" >/dev/null
+eq "an override of a non-ASCII key to a non-ASCII tier" \
+  "SELECT segment || ' ' || automatic_segment FROM rfm.customer_segments WHERE segmentation = 'latin_abc' AND customer_key = 'Åsa Ødegård'" \
+  "Größte $(q "SELECT abc_tier FROM rfm.customers((SELECT a FROM t.result)) WHERE customer_key = 'Åsa Ødegård'")"
+eq "segment_summary of the ABC segmentation lists the non-ASCII tiers in order" \
+  "SELECT string_agg(segment, '|' ORDER BY position) FROM rfm.segment_summary WHERE segmentation = 'latin_abc'" "Größte|Mittel|Klein"
+eq "a second refresh after new orders logs the move of a non-ASCII key" \
+  "INSERT INTO t.tx VALUES ('ÿ last byte', '2025-12-31 10:00+00', 500); SELECT rfm.refresh('latin_abc') IS NOT NULL; SELECT from_segment || '>' || to_segment FROM rfm.history WHERE customer_key = 'ÿ last byte' AND reason = 'refresh' AND run_id = (SELECT max(id) FROM rfm.runs)" \
+  "$(printf 't\nKlein>Größte')"
+eq "the managed RFM segmentation agrees with rfm.analyze" \
+  "SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'latin_rfm' AND customer_key IN (SELECT customer FROM t.tx)" "5"
 eq "no internal error anywhere in the server log" "SELECT 1" "1"
 grep -q "XX000\|PANIC\|panicked" "$work/server.log"
 [ $? != 0 ]

@@ -65,8 +65,8 @@ listener=$!
 sleep 1
 q "SELECT rfm.refresh('main')" >/dev/null
 wait "$listener"
-grep -q 'Asynchronous notification "rfm_segment_changed" with payload "{"segmentation" : "main", "run_id" : 2, "customers" : 5000' "$work/listen.out"
-check "NOTIFY rfm_segment_changed received by a listening session" $?
+grep -q 'Asynchronous notification "rfm_segment_changed" with payload "{"segmentation" : "main", "run_id" : 2}"' "$work/listen.out"
+check "NOTIFY rfm_segment_changed received by a listening session (segmentation and run only)" $?
 
 # 2. concurrent refreshes serialize; readers see the old or the new result, never a mix
 total_before=$(q "SELECT sum(customers) FROM rfm.segment_summary WHERE segmentation = 'main'")
@@ -88,32 +88,79 @@ wait "$r1" "$r2" "$reader"
 check "two concurrent refreshes of one segmentation both succeed" $?
 [ "$(q "SELECT count(*) FROM rfm.runs WHERE finished_at IS NOT NULL")" = 4 ]
 check "both concurrent refreshes are logged as runs" $?
-[ "$(q "SELECT count(*) - count(DISTINCT customer_key) FROM rfm.assignments")" = 0 ] \
-  && [ "$(q "SELECT count(*) FROM rfm.assignments")" = "$total_after" ]
+[ "$(q "SELECT count(*) - count(DISTINCT customer_key) FROM rfm.customer_segments")" = 0 ] \
+  && [ "$(q "SELECT count(*) FROM rfm.customer_segments")" = "$total_after" ]
 check "no duplicate or missing rows after concurrent refreshes ($total_after customers)" $?
 bad=$(grep -vcE "^($total_before|$total_after) 0$" "$reads" || true)
 [ "$bad" = 0 ] && [ "$(wc -l <"$reads")" = 40 ]
 check "40 concurrent reads all saw a whole result ($total_before or $total_after customers)" $?
 
-# 3. pg_cron: the helper schedules a job that really refreshes
+# 3. one read per refresh: with rows inserted all the time, the run, its figures, the
+# assignment and the history of every refresh describe the same data
+q "SELECT rfm.create_segmentation('busy', 'it_tx', 'customer_id', 'ordered_at', 'amount', '{\"as_of\": \"2025-12-31 23:59:59+00\"}')" >/dev/null
+(
+  for i in $(seq 1 60); do
+    q "INSERT INTO it_tx SELECT 200000 + ($i * 1000) + g, '2025-12-20', 5 + g % 7 FROM generate_series(1, 500) g" >/dev/null
+  done
+) &
+inserter=$!
+for _ in 1 2 3 4 5; do q "SELECT rfm.refresh('busy')" >/dev/null; done
+wait "$inserter"
+bad_runs=$(q "
+  WITH s AS (SELECT id FROM rfm.segmentations WHERE name = 'busy'),
+  r AS (SELECT r.* FROM rfm.runs r, s WHERE r.segmentation_id = s.id)
+  SELECT count(*) FROM r
+  WHERE r.customers IS DISTINCT FROM (SELECT sum(g.customers) FROM rfm.run_segments g WHERE g.run_id = r.id)
+     OR r.total_revenue IS DISTINCT FROM (SELECT sum(g.revenue) FROM rfm.run_segments g WHERE g.run_id = r.id)
+     OR r.changed IS DISTINCT FROM (SELECT count(*) FROM rfm.history h WHERE h.run_id = r.id)")
+latest_ok=$(q "
+  SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'busy')
+       = (SELECT customers FROM rfm.kpi_overview WHERE segmentation = 'busy')
+     AND (SELECT sum(monetary) FROM rfm.customer_segments WHERE segmentation = 'busy')
+       = (SELECT total_revenue FROM rfm.kpi_overview WHERE segmentation = 'busy')
+     AND (SELECT sum(customers) FROM rfm.segment_thresholds WHERE segmentation = 'busy' AND metric = 'monetary')
+       = (SELECT customers FROM rfm.kpi_overview WHERE segmentation = 'busy')")
+replayed=$(q "
+  WITH s AS (SELECT id FROM rfm.segmentations WHERE name = 'busy'),
+  replay AS (SELECT DISTINCT ON (h.customer_key) h.customer_key, h.to_segment FROM rfm.history h, s
+             WHERE h.segmentation_id = s.id ORDER BY h.customer_key, h.run_id DESC)
+  SELECT count(*) FROM replay FULL JOIN (SELECT customer_key, automatic_segment FROM rfm.customer_segments
+                                         WHERE segmentation = 'busy') c USING (customer_key)
+  WHERE replay.to_segment IS DISTINCT FROM c.automatic_segment")
+[ "$bad_runs" = 0 ] && [ "$latest_ok" = t ] && [ "$replayed" = 0 ]
+check "5 refreshes under concurrent inserts: every run's totals, segments and history agree (bad runs: $bad_runs, latest consistent: $latest_ok, history replay differences: $replayed)" $?
+
+# 4. pg_cron: the helper schedules a job that really refreshes, as the role that scheduled
+# it: a superuser's job and an administrator's job (a pg_cron job owner without superuser)
 q "CREATE EXTENSION pg_cron" >/dev/null
+q "CREATE ROLE it_cron LOGIN IN ROLE rfm_admin; GRANT SELECT ON it_tx TO it_cron" >/dev/null
+cq() { psql_ -d "$DB" -At -c "SET ROLE it_cron" -c "$1" | tail -n 1; }
+cq "SELECT rfm.create_segmentation('cron_owned', 'public.it_tx', 'customer_id', 'ordered_at', 'amount')" >/dev/null
 job=$(q "SELECT rfm.schedule_refresh('main', '* * * * *')")
-[ -n "$job" ] && [ "$(q "SELECT command FROM cron.job WHERE jobid = $job")" = "SELECT rfm.refresh('main')" ]
-check "rfm.schedule_refresh creates a pg_cron job" $?
-runs_before=$(q "SELECT count(*) FROM rfm.runs")
+[ -n "$job" ] && [ "$(q "SELECT command || ' as ' || username FROM cron.job WHERE jobid = $job")" = "SELECT rfm.refresh('main') as postgres" ]
+check "rfm.schedule_refresh creates a pg_cron job run as the superuser that scheduled it" $?
+job2=$(cq "SELECT rfm.schedule_refresh('cron_owned', '* * * * *')")
+[ -n "$job2" ] && [ "$(q "SELECT command || ' as ' || username FROM cron.job WHERE jobid = $job2")" = "SELECT rfm.refresh('cron_owned') as it_cron" ]
+check "an administrator's rfm.schedule_refresh creates a job run as that administrator" $?
+runs_before=$(q "SELECT count(*) FROM rfm.runs r JOIN rfm.segmentations s ON s.id = r.segmentation_id WHERE s.name = 'main'")
 for _ in $(seq 1 80); do
-  [ "$(q "SELECT count(*) FROM rfm.runs")" -gt "$runs_before" ] && break
+  [ "$(q "SELECT count(*) FROM rfm.runs r JOIN rfm.segmentations s ON s.id = r.segmentation_id WHERE s.name = 'main'")" -gt "$runs_before" ] \
+    && [ "$(q "SELECT count(*) FROM rfm.runs r JOIN rfm.segmentations s ON s.id = r.segmentation_id WHERE s.name = 'cron_owned'")" -gt 0 ] && break
   sleep 1
 done
-[ "$(q "SELECT count(*) FROM rfm.runs")" -gt "$runs_before" ]
-check "the scheduled job ran rfm.refresh within 80 seconds" $?
+[ "$(q "SELECT count(*) FROM rfm.runs r JOIN rfm.segmentations s ON s.id = r.segmentation_id WHERE s.name = 'main'")" -gt "$runs_before" ]
+check "the superuser's scheduled job ran rfm.refresh within 80 seconds" $?
+[ "$(q "SELECT string_agg(DISTINCT r.started_by::text, ',') FROM rfm.runs r JOIN rfm.segmentations s ON s.id = r.segmentation_id WHERE s.name = 'cron_owned'")" = it_cron ]
+check "the administrator's job refreshed as that administrator (runs.started_by)" $?
+[ "$(cq "SELECT rfm.unschedule_refresh('cron_owned')")" = t ]
+check "the administrator unschedules its own job" $?
 [ "$(q "SELECT rfm.unschedule_refresh('main')")" = t ] && [ "$(q "SELECT count(*) FROM cron.job")" = 0 ]
 check "rfm.unschedule_refresh removes the job" $?
 nightly=$(q "SELECT cron.schedule('rfm-nightly', '0 3 * * *', 'SELECT rfm.refresh_all()')")
 [ -n "$nightly" ]
 check "refresh_all can be scheduled nightly with cron.schedule" $?
 
-# 4. the SQL reference shows what its examples really print
+# 5. the SQL reference shows what its examples really print
 psql_ -d postgres -c "CREATE DATABASE rfm_docs"
 "${as_pg[@]}" python3 scripts/docs.py --check -h "$work" -p "$port" -U postgres -d rfm_docs
 check "docs/reference.md matches the output of its examples" $?
