@@ -547,8 +547,28 @@ fn read(a: &[u8]) -> Analysis {
 pub(crate) fn money(m: Money) -> AnyNumeric {
     match m {
         Money::Float(f) if !f.is_finite() => raise(RfmError::out_of_range("total is not finite")),
-        _ => AnyNumeric::try_from(m.to_text().as_str())
+        // exact amounts: the numeric's bytes directly (numeric::encode writes what
+        // PostgreSQL's own numeric code writes), no detour through text
+        Money::Exact(units, scale) => match numeric::encode(units, scale) {
+            Some(data) => numeric_datum(&data),
+            None => raise(RfmError::out_of_range("total out of range")),
+        },
+        Money::Float(_) => AnyNumeric::try_from(m.to_text().as_str())
             .unwrap_or_else(|_| raise(RfmError::out_of_range("total out of range"))),
+    }
+}
+
+/// A numeric from the data bytes of its varlena.
+fn numeric_datum(data: &[u8]) -> AnyNumeric {
+    let len = data.len() + pg_sys::VARHDRSZ;
+    // SAFETY: a fresh palloc'd varlena of `len` bytes, its header set, its data copied;
+    // `data` is a valid numeric body (numeric::encode)
+    unsafe {
+        let p = pg_sys::palloc(len) as *mut u8;
+        pgrx::set_varsize_4b(p as *mut pg_sys::varlena, len as i32);
+        std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(pg_sys::VARHDRSZ), data.len());
+        AnyNumeric::from_polymorphic_datum(pg_sys::Datum::from(p), false, pg_sys::NUMERICOID)
+            .expect("a non-NULL numeric")
     }
 }
 

@@ -12,7 +12,8 @@
 //!   user-id change plus SECURITY_RESTRICTED_OPERATION (no SET ROLE, no temporary objects,
 //!   no deferred triggers), and `search_path` pinned to `pg_catalog, pg_temp`.
 //! * [`assigned`] and [`changes`]: decode the stored `rfm.analysis` of a run into the rows
-//!   of `rfm.customer_segments`, and compare two runs, without a detour through SQL rows.
+//!   of `rfm.customer_segments`, and compare two runs (`rfm_core::changes`), without a
+//!   detour through SQL rows.
 
 #[allow(unused_imports)] // check_options: named in the `requires` of extension_sql_file! below
 use crate::analyze::{check_options, money};
@@ -20,9 +21,10 @@ use crate::errors::{raise, OrRaise};
 use crate::text::{Jsonb, ServerText};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AnyNumeric};
-use rfm_core::analysis::{Analysis, CustomerRow};
+use rfm_core::analysis::Analysis;
+use rfm_core::changes::Reading as ChangeReading;
 use rfm_core::RfmError;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::CString;
 
 /// What `managed_entry` keeps between calls in `fn_extra`.
@@ -192,31 +194,6 @@ unsafe fn run_one_bytea(query: &CString, options: Jsonb) -> Option<Vec<u8>> {
     }
 }
 
-/// How a run's customers become segments: the scheme's segment (`rfm`) or the ABC tier
-/// (`abc`), and the segment of the excluded customers (ABC `default_tier`), if any.
-#[derive(Clone, Copy)]
-struct Reading<'a> {
-    abc: bool,
-    default_segment: Option<&'a str>,
-}
-
-impl Reading<'_> {
-    fn segment_of(&self, c: &CustomerRow) -> Option<String> {
-        if self.abc {
-            c.abc_tier.clone()
-        } else {
-            c.segment.clone()
-        }
-    }
-}
-
-fn reading<'a>(kind: &str, default_segment: Option<&'a str>) -> Reading<'a> {
-    Reading {
-        abc: kind == "abc",
-        default_segment,
-    }
-}
-
 type AssignedRow = (
     ServerText,
     Option<ServerText>,
@@ -239,7 +216,7 @@ type AssignedRow = (
 #[pg_extern(immutable, parallel_safe, sql = false)]
 fn assigned(
     analysis: Option<&[u8]>,
-    kind: &str,
+    kind: Option<&str>,
     default_segment: Option<ServerText>,
     only_keys: Option<Vec<Option<ServerText>>>,
     extra_keys: Option<Vec<Option<ServerText>>>,
@@ -273,7 +250,7 @@ fn assigned(
         _ => Vec::new(),
     };
     TableIterator::new(AssignedRows {
-        abc: kind == "abc",
+        abc: kind == Some("abc"),
         default_segment,
         only,
         customers,
@@ -318,11 +295,11 @@ impl Iterator for AssignedRows {
                 continue;
             }
             self.track(&c.key);
-            let rd = Reading {
-                abc: self.abc,
-                default_segment: None,
+            let segment = if self.abc {
+                c.abc_tier.clone()
+            } else {
+                c.segment.clone()
             };
-            let segment = rd.segment_of(&c);
             let (fm, code, tier) = (c.fm(), c.rfm_code(), c.abc_tier.clone());
             return Some((
                 ServerText(c.key),
@@ -379,31 +356,16 @@ impl Iterator for AssignedRows {
     }
 }
 
-/// The automatic segment of every customer of a run, by key.
-fn segments_by_key(bytes: &[u8], rd: Reading) -> HashMap<String, Option<String>> {
-    let mut map = HashMap::new();
-    for c in Analysis::customers(bytes).or_raise() {
-        let s = rd.segment_of(&c);
-        map.insert(c.key, s);
-    }
-    if let Some(d) = rd.default_segment {
-        for k in Analysis::excluded_keys(bytes).or_raise() {
-            map.insert(k, Some(d.to_string()));
-        }
-    }
-    map
-}
-
 /// The customers whose automatic segment differs between two runs: entered (`from` NULL),
-/// left (`to` NULL) or moved, with the monetary value of the new run.
+/// left (`to` NULL) or moved, with the monetary value of the new run (rfm_core::changes).
 #[allow(clippy::type_complexity)] // pgrx reads the column names from the signature
 #[pg_extern(immutable, parallel_safe, sql = false)]
 fn changes(
     old: Option<&[u8]>,
     old_kind: Option<&str>,
     old_default: Option<ServerText>,
-    new: &[u8],
-    new_kind: &str,
+    new: Option<&[u8]>,
+    new_kind: Option<&str>,
     new_default: Option<ServerText>,
 ) -> TableIterator<
     'static,
@@ -415,49 +377,31 @@ fn changes(
     ),
 > {
     let (old_default, new_default) = (old_default.map(|t| t.0), new_default.map(|t| t.0));
-    let (old_default, new_default) = (old_default.as_deref(), new_default.as_deref());
-    let mut before = match old {
-        Some(b) => segments_by_key(b, reading(old_kind.unwrap_or("rfm"), old_default)),
-        None => HashMap::new(),
+    let old = old.map(|b| {
+        let rd = ChangeReading {
+            abc: old_kind == Some("abc"),
+            default_segment: old_default.as_deref(),
+        };
+        (b, rd)
+    });
+    let Some(new) = new else {
+        raise(RfmError::null(
+            "argument \"new\" of rfm._changes must not be NULL",
+        ));
     };
-    let rd = reading(new_kind, new_default);
-    let mut out = Vec::new();
-    for c in Analysis::customers(new).or_raise() {
-        let to = rd.segment_of(&c);
-        let from = before.remove(&c.key).flatten();
-        if from != to {
-            out.push((
-                ServerText(c.key),
-                from.map(ServerText),
-                to.map(ServerText),
-                Some(money(c.monetary)),
-            ));
-        }
-    }
-    if let Some(d) = rd.default_segment {
-        for k in Analysis::excluded_keys(new).or_raise() {
-            let from = before.remove(&k).flatten();
-            let to = Some(d.to_string());
-            if from != to {
-                out.push((
-                    ServerText(k),
-                    from.map(ServerText),
-                    to.map(ServerText),
-                    None,
-                ));
-            }
-        }
-    }
-    let mut left: Vec<_> = before
-        .into_iter()
-        .filter_map(|(k, s)| s.map(|s| (k, s)))
-        .collect();
-    left.sort();
-    let left = left
-        .into_iter()
-        .map(|(k, s)| (ServerText(k), Some(ServerText(s)), None, None));
-    out.extend(left);
-    TableIterator::new(out)
+    let rd = ChangeReading {
+        abc: new_kind == Some("abc"),
+        default_segment: new_default.as_deref(),
+    };
+    let out = rfm_core::changes::changes(old, new, rd).or_raise();
+    TableIterator::new(out.into_iter().map(|c| {
+        (
+            ServerText(c.key),
+            c.from.map(ServerText),
+            c.to.map(ServerText),
+            c.monetary.map(money),
+        )
+    }))
 }
 
 // The hand-written SQL of the managed layer, in order (see the header of each file).

@@ -2,6 +2,7 @@
 // pg_regress files in tests/pg_regress; these check the Rust glue directly.
 
 use pgrx::prelude::*;
+use pgrx::AnyNumeric;
 
 fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
     Spi::get_one::<T>(sql)
@@ -116,4 +117,44 @@ fn abc_defaults_in_sql_are_the_rust_constants() {
     let resolved = one::<String>("SELECT (rfm.check_options('{}') -> 'abc_shares')::text");
     let parsed: Vec<f64> = serde_json::from_str(&resolved).unwrap();
     assert_eq!(parsed, shares);
+}
+
+/// Exact amounts are written as numeric bytes by rfm_core::numeric::encode; they must be
+/// byte for byte what PostgreSQL's numeric_in makes of the same decimal text (a non-canonical
+/// encoding would compare equal but hash differently, and GROUP BY would split it).
+#[pg_test]
+fn encoded_numerics_are_the_bytes_postgres_writes() {
+    use pgrx::IntoDatum;
+    let mut values: Vec<(i128, u32)> = Vec::new();
+    for scale in [0u32, 1, 2, 3, 4, 5, 8, 12, 20, 63, 64, 100] {
+        for units in [0i128, 1, -1, 5, 99, 10_000, -123_456, 100_000_000, 9_999_999_999_999_999,
+                      i64::MAX as i128 * 1_000, -(10i128.pow(30)) - 7] {
+            values.push((units, scale));
+        }
+    }
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..2_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let units = (seed as i64 as i128) >> (seed % 40);
+        values.push((units, (seed % 9) as u32));
+    }
+    for (units, scale) in values {
+        let text = rfm_core::numeric::format(units, scale);
+        let ours = crate::analyze::money(rfm_core::analysis::Money::Exact(units, scale));
+        let theirs = Spi::get_one_with_args::<AnyNumeric>("SELECT $1::numeric", &[text.clone().into()])
+            .unwrap()
+            .unwrap();
+        // SAFETY: both are valid numeric datums in this memory context
+        let (a, b) = unsafe {
+            let a = ours.into_datum().unwrap();
+            let b = theirs.into_datum().unwrap();
+            (
+                pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(a.cast_mut_ptr())).to_vec(),
+                pgrx::varlena::varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(b.cast_mut_ptr())).to_vec(),
+            )
+        };
+        assert_eq!(a, b, "{text}");
+    }
 }

@@ -1505,6 +1505,44 @@ impl Customers {
     }
 
     /// The keys of the excluded customers (see [`Analysis::excluded_keys`]).
+    /// Calls `f(key, segment, tier, monetary)` for every customer, in the value's order,
+    /// without allocating per customer (the iterator allocates the key and names).
+    pub fn for_each_raw(&self, mut f: impl FnMut(Key<'_>, Option<&str>, Option<&str>, Money)) {
+        let mut r = Reader::raw(&self.buf[self.pos..]);
+        for _ in 0..self.left {
+            // the records were checked by parse
+            let Some((key, _, _, money, s)) =
+                read_record(&mut r, self.text_keys, self.scale.is_some())
+            else {
+                break;
+            };
+            let money = match self.scale {
+                Some(sc) => Money::Exact(money as i128, sc),
+                None => Money::Float(f64::from_bits(money as u64)),
+            };
+            let segment = (s[3] > 0).then(|| self.segments[s[3] as usize - 1].as_str());
+            let tier = (s[4] != NO_TIER).then(|| self.tiers[s[4] as usize].as_str());
+            f(key, segment, tier, money);
+        }
+    }
+
+    /// Calls `f(key)` for every excluded customer kept in the value.
+    pub fn for_each_excluded_raw(&self, mut f: impl FnMut(Key<'_>)) {
+        let mut r = Reader::raw(&self.excluded);
+        let n = r.count_varint(1).unwrap_or(0);
+        for _ in 0..n {
+            match read_key(&mut r, self.text_keys) {
+                Some(k) => f(k),
+                None => break, // checked by parse
+            }
+        }
+    }
+
+    /// A key as text, as the iterator reports it.
+    pub fn key_text(key: Key) -> String {
+        key_text(key)
+    }
+
     pub fn excluded_keys(&self) -> Vec<String> {
         let mut r = Reader::raw(&self.excluded);
         let n = r.count_varint(1).unwrap_or(0);

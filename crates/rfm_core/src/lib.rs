@@ -4,6 +4,7 @@
 
 pub mod abc;
 pub mod analysis;
+pub mod changes;
 pub mod codec;
 pub mod error;
 pub mod numeric;

@@ -142,6 +142,64 @@ fn small_units(data: &[u8], first: usize, ndigits: usize, weight: i32, scale: u3
     Some(units as i128)
 }
 
+/// Encodes `units / 10^scale` as the data bytes of a numeric varlena (after its length
+/// header), exactly as PostgreSQL's own `make_result` writes it: base-10000 digits without
+/// leading or trailing zero groups, the short header when scale and weight allow it, zero
+/// with weight 0. `None` when the scale is beyond numeric's display-scale limit.
+pub fn encode(units: i128, scale: u32) -> Option<Vec<u8>> {
+    if scale > DSCALE_MASK as u32 {
+        return None;
+    }
+    // digit groups end on the decimal point: pad the units to a multiple of 4 decimals
+    let pad = (4 - scale % 4) % 4;
+    let frac_groups = ((scale + pad) / 4) as i64;
+    let mut n: u128 = units.unsigned_abs();
+    let mut groups: Vec<u16> = Vec::with_capacity(12);
+    // the pad lowest digits are zeros: the first group is the remainder times 10^pad
+    let pad_mul = [1u128, 10, 100, 1000][pad as usize];
+    let first = (n % (10_000 / pad_mul)) * pad_mul;
+    n /= 10_000 / pad_mul;
+    groups.push(first as u16);
+    while n > 0 {
+        groups.push((n % 10_000) as u16);
+        n /= 10_000;
+    }
+    groups.reverse(); // most significant first
+                      // weight of the first group before stripping
+    let mut weight = groups.len() as i64 - 1 - frac_groups;
+    let lead = groups.iter().take_while(|&&g| g == 0).count();
+    weight -= lead as i64;
+    let mut digits = &groups[lead..];
+    while let Some((&0, rest)) = digits.split_last() {
+        digits = rest;
+    }
+    let negative = units < 0 && !digits.is_empty();
+    if digits.is_empty() {
+        weight = 0;
+    }
+    let mut out = Vec::with_capacity(4 + 2 * digits.len());
+    if scale <= (SHORT_DSCALE_MASK >> SHORT_DSCALE_SHIFT) as u32 && (-64..=63).contains(&weight) {
+        let mut header = NUMERIC_SHORT | ((scale as u16) << SHORT_DSCALE_SHIFT);
+        if negative {
+            header |= SHORT_SIGN;
+        }
+        if weight < 0 {
+            header |= SHORT_WEIGHT_SIGN;
+        }
+        header |= (weight as i16 as u16) & SHORT_WEIGHT_MASK;
+        out.extend_from_slice(&header.to_ne_bytes());
+    } else {
+        let weight = i16::try_from(weight).ok()?;
+        let header = if negative { NUMERIC_NEG } else { 0 } | (scale as u16 & DSCALE_MASK);
+        out.extend_from_slice(&header.to_ne_bytes());
+        out.extend_from_slice(&weight.to_ne_bytes());
+    }
+    for d in digits {
+        out.extend_from_slice(&d.to_ne_bytes());
+    }
+    Some(out)
+}
+
 /// `10^n` when it fits.
 pub fn pow10(n: u32) -> Option<i128> {
     10i128.checked_pow(n)
@@ -291,5 +349,71 @@ mod tests {
         assert_eq!(format(7, 0), "7");
         assert_eq!(format(0, 3), "0.000");
         assert_eq!(rescale(15, 1, 3), Some(1500));
+    }
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(units: i128, scale: u32) {
+        let bytes = encode(units, scale).unwrap();
+        assert_eq!(
+            decode(&bytes),
+            Some(Decoded::Value(Decimal { units, scale })),
+            "{units} at scale {scale}: {bytes:?}"
+        );
+    }
+
+    #[test]
+    fn edges_round_trip() {
+        for scale in 0..=20 {
+            for units in [
+                0,
+                1,
+                -1,
+                9999,
+                10_000,
+                -10_001,
+                123_456_789,
+                i64::MAX as i128,
+                -(i64::MAX as i128),
+            ] {
+                round_trip(units, scale);
+            }
+        }
+        round_trip(i128::MAX / 1000, 3);
+        round_trip(-(10i128.pow(37)), 0);
+        round_trip(5, 70); // long header: dscale above 63
+    }
+
+    #[test]
+    fn zero_is_canonical() {
+        // make_result: zero has no digits, weight 0, positive sign, whatever the scale
+        assert_eq!(
+            encode(0, 2).unwrap(),
+            (NUMERIC_SHORT | (2 << SHORT_DSCALE_SHIFT)).to_ne_bytes()
+        );
+        assert_eq!(encode(-0, 0).unwrap(), NUMERIC_SHORT.to_ne_bytes());
+    }
+
+    #[test]
+    fn digits_are_stripped() {
+        // 12.30 at scale 2: one group 12 (weight 0) and one group 3000 (weight -1)
+        let b = encode(1230, 2).unwrap();
+        assert_eq!(b.len(), 6);
+        // 100000000 = 1 0000 0000: one digit, weight 2
+        let b = encode(100_000_000, 0).unwrap();
+        assert_eq!(b.len(), 4);
+        assert_eq!(u16::from_ne_bytes([b[0], b[1]]) & SHORT_WEIGHT_MASK, 2);
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_round_trips(units in any::<i64>(), wide in any::<i128>(), scale in 0u32..40) {
+            round_trip(units as i128, scale);
+            round_trip(wide / 1_000_000, scale);
+        }
     }
 }

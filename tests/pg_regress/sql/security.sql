@@ -81,6 +81,9 @@ SELECT (SELECT count(*) FROM rfm.customer_segments) AS customers, (SELECT count(
        (SELECT count(*) FROM rfm.kpi_overview) AS kpi, (SELECT count(*) FROM rfm.segment_movement) AS movement,
        (SELECT count(*) FROM rfm.segment_trend) AS trend, (SELECT count(*) FROM rfm.segment_grid) AS grid,
        (SELECT count(*) FROM rfm.segment_thresholds) AS thresholds, (SELECT count(*) FROM rfm.segmentation_catalog) AS catalog;
+-- what the views call is harmless to call directly: no rows for NULL, 22P03 for forged bytes
+SELECT count(*) AS assigned_null FROM rfm._assigned(NULL, NULL, NULL, NULL, NULL);
+SELECT rfm_test.error_of($$SELECT count(*) FROM rfm._assigned('\x0300ffffffffffff'::bytea, 'rfm', NULL, NULL, NULL)$$);
 SET ROLE sec_plain;    -- not even a reader
 SELECT rfm_test.error_of($$SELECT count(*) FROM rfm.customer_segments$$);
 SELECT rfm_test.error_of($$SELECT rfm.refresh('sec_main')$$);
