@@ -107,7 +107,9 @@ pub unsafe extern "C-unwind" fn managed_entry(fcinfo: pg_sys::FunctionCallInfo) 
         let outer = (*fcinfo).args.as_slice(nargs);
         args[1..].copy_from_slice(outer);
         let call = (*(*cache).finfo).fn_addr.expect("fmgr_info sets fn_addr");
-        let result = call(inner);
+        // a raw function pointer: guarded like every pg_sys call, so that an ERROR raised
+        // by the implementation becomes a Rust panic here and is re-raised at our boundary
+        let result = pg_sys::ffi::pg_guard_ffi_boundary(|| call(inner));
         (*fcinfo).isnull = (*inner).isnull;
         result
     }

@@ -4,15 +4,27 @@
 -- extension's owner), in this database, and calls rfm.refresh, which checks that role's
 -- rights like any other call.
 
+-- The schema of pg_cron's functions in this database (usually cron), found through a
+-- function that belongs to the extension pg_cron, so that no other schema can stand in.
+CREATE FUNCTION _cron_schema_or_null() RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT n.nspname
+    FROM pg_catalog.pg_extension e
+    JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+        AND d.refobjid = e.oid AND d.deptype = 'e' AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+    JOIN pg_catalog.pg_proc p ON p.oid = d.objid AND p.proname = 'schedule_in_database'
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE e.extname = 'pg_cron'
+$$;
+
 -- The schema of pg_cron in this database, or 55000 with what to do.
 CREATE FUNCTION _cron_schema() RETURNS name
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     schema name;
 BEGIN
-    SELECT n.nspname INTO schema FROM pg_catalog.pg_extension e
-    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_cron';
-    IF NOT FOUND THEN
+    schema := rfm._cron_schema_or_null();
+    IF schema IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = 'pg_cron is not installed in this database',
             HINT = format('Install postgresql-15-cron, set shared_preload_libraries = ''pg_cron'' and cron.database_name = %L in postgresql.conf, restart, then CREATE EXTENSION pg_cron in this database.',
@@ -30,8 +42,7 @@ DECLARE
     job bigint;
     found_one boolean := false;
 BEGIN
-    SELECT n.nspname INTO schema FROM pg_catalog.pg_extension e
-    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_cron';
+    schema := rfm._cron_schema_or_null();
     IF schema IS NULL THEN
         RETURN false;
     END IF;

@@ -54,6 +54,7 @@ REVOKE EXECUTE ON FUNCTION
     clear_override(text, text),
     _do_clear_overrides(oid, text),
     clear_overrides(text),
+    _cron_schema_or_null(),
     _cron_schema(),
     _unschedule(segmentations),
     _do_schedule_refresh(oid, text, text),

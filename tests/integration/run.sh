@@ -115,11 +115,11 @@ bad_runs=$(q "
      OR r.changed IS DISTINCT FROM (SELECT count(*) FROM rfm.history h WHERE h.run_id = r.id)")
 latest_ok=$(q "
   SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'busy')
-       = (SELECT customers FROM rfm.kpi_overview WHERE segmentation = 'busy')
+       = (SELECT active_customers FROM rfm.kpi_overview WHERE segmentation = 'busy')
      AND (SELECT sum(monetary) FROM rfm.customer_segments WHERE segmentation = 'busy')
        = (SELECT total_revenue FROM rfm.kpi_overview WHERE segmentation = 'busy')
      AND (SELECT sum(customers) FROM rfm.segment_thresholds WHERE segmentation = 'busy' AND metric = 'monetary')
-       = (SELECT customers FROM rfm.kpi_overview WHERE segmentation = 'busy')")
+       = (SELECT active_customers FROM rfm.kpi_overview WHERE segmentation = 'busy')")
 replayed=$(q "
   WITH s AS (SELECT id FROM rfm.segmentations WHERE name = 'busy'),
   replay AS (SELECT DISTINCT ON (h.customer_key) h.customer_key, h.to_segment FROM rfm.history h, s
