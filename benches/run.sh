@@ -226,6 +226,59 @@ expected=$(( ${#variants[@]} * RUNS ))
 got=$(wc -l <"$work/timings.csv")
 [ "$got" = "$expected" ] || { echo "error: parsed $got timings, expected $expected (see $work/timings.out)" >&2; cat "$work/timings.out" >&2; exit 1; }
 
+# ---------------------------------------------------------------- managed refresh
+# rfm.refresh against rfm.analyze over the same rows (bench.orders = bench.tx + the new days'
+# orders, benches/managed.sql), a first refresh and a refresh after a day of new orders, then
+# the size of the managed tables over 20 daily refreshes (each followed by VACUUM).
+if [ "$have_ext" = t ]; then
+  day_opts() { printf '{"as_of": "%s 23:59:59+00"}' "$(date -u -d "2025-12-31 + $1 day" +%F)"; }
+  mdriver="$work/managed.psql"
+  {
+    echo "\\i $bench/managed.sql"
+    echo "SET max_parallel_workers_per_gather = 2;"
+    echo "LOAD '$lib';"
+    echo "\\o /dev/null"
+    for run in $(seq 1 "$RUNS"); do
+      echo "SELECT pg_temp.round_start();"
+      echo "\\timing on"
+      echo "\\echo @@ R1 2 $run"
+      echo "SELECT rfm.refresh('bench_refresh');"
+      echo "\\echo @@ A1 2 $run"
+      echo "SELECT length(rfm.analyze(customer_id, ordered_at, amount, '$(day_opts 0)')) FROM bench.orders;"
+      echo "\\timing off"
+      echo "SELECT pg_temp.add_day(1);"
+      echo "SELECT rfm.alter_segmentation('bench_refresh', options => '$(day_opts 1)');"
+      echo "\\timing on"
+      echo "\\echo @@ R2 2 $run"
+      echo "SELECT rfm.refresh('bench_refresh');"
+      echo "\\echo @@ A2 2 $run"
+      echo "SELECT length(rfm.analyze(customer_id, ordered_at, amount, '$(day_opts 1)')) FROM bench.orders;"
+      echo "\\timing off"
+    done
+    echo "VACUUM rfm.assignment, rfm.runs, rfm.run_segments, rfm.history, rfm.segmentations;"
+    echo "\\o"
+    echo "SELECT '@@ size 1 ' || pg_temp.sizes();"
+    for d in $(seq 2 21); do
+      echo "\\o /dev/null"
+      echo "SELECT pg_temp.add_day($d);"
+      echo "SELECT rfm.alter_segmentation('bench_refresh', options => '$(day_opts "$d")');"
+      echo "SELECT rfm.refresh('bench_refresh');"
+      echo "VACUUM rfm.assignment, rfm.runs, rfm.run_segments, rfm.history, rfm.segmentations;"
+      echo "\\o"
+      echo "SELECT '@@ size $d ' || pg_temp.sizes();"
+    done
+  } >"$mdriver"
+  say "managed refresh: $RUNS rounds of a first refresh and a refresh after a day, then 20 daily refreshes"
+  t0=$(now_s)
+  "${db[@]}" -tA -f "$mdriver" >"$work/managed.out"
+  managed_secs=$(secs_since "$t0")
+  awk '/^@@ [RA][12] / { label=$2; workers=$3; run=$4; next }
+       /^Time: / { if (label != "") { print label "," workers "," run "," $2; label="" } }' \
+    "$work/managed.out" >>"$work/timings.csv"
+  sed -n 's/^@@ size //p' "$work/managed.out" >"$work/sizes.txt"
+  [ "$(wc -l <"$work/sizes.txt")" = 21 ] || { echo "error: expected 21 size lines (see $work/managed.out)" >&2; exit 1; }
+fi
+
 # ---------------------------------------------------------------- memory (peak RSS)
 # One fresh connection per query, serial plan (max_parallel_workers_per_gather = 0) so that all
 # the work happens in that backend. Before the measured query the backend scans all of
@@ -345,7 +398,11 @@ INSERT INTO names VALUES
   ('4',  '(4) rfm.summary(rfm.analyze(...))'),
   ('4s', '(4s) rfm.analyze(...) alone, no accessor'),
   ('5a', '(5a) CREATE TABLE AS rfm.customers(rfm.analyze(...))'),
-  ('5b', '(5b) CREATE TABLE AS hand-written NTILE per customer');
+  ('5b', '(5b) CREATE TABLE AS hand-written NTILE per customer'),
+  ('A1', '(A1) rfm.analyze over bench.orders (bench.tx and no new day yet)'),
+  ('R1', '(R1) rfm.refresh, first refresh (assignment + every customer into the history)'),
+  ('A2', '(A2) rfm.analyze over bench.orders after a day of new orders'),
+  ('R2', '(R2) rfm.refresh after a day of new orders (history of the changes)');
 CREATE TEMP TABLE med AS
   SELECT label, workers, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms,
          string_agg(to_char(ms, 'FM999999990.0'), ' / ' ORDER BY run) AS runs
@@ -371,6 +428,21 @@ SELECT format('(5a) / (5b) = %s (both with workers = 2; (5b) computes no ABC tie
 FROM med a, med b WHERE a.label = '5a' AND b.label = '5b';
 SELECT '';
 
+\\if :have_ext
+SELECT '### Managed refresh (milliseconds, median of ' || $RUNS || ' rounds, workers = 2)';
+SELECT '';
+SELECT '| step | runs (ms) | median (ms) | vs rfm.analyze of the same rows | vs (5b) hand-written NTILE table |';
+SELECT '|---|---|---:|---:|---:|';
+SELECT format('| %s | %s | %s | %s | %s |', n.name, m.runs, to_char(m.ms, 'FM999999990.0'),
+              CASE WHEN m.label LIKE 'R%' THEN to_char(m.ms / a.ms, 'FM9990.00') || '×' ELSE '' END,
+              to_char(m.ms / b.ms, 'FM9990.00') || '×')
+FROM med m JOIN names n USING (label)
+LEFT JOIN med a ON a.label = 'A' || substr(m.label, 2) AND a.workers = m.workers
+LEFT JOIN med b ON b.label = '5b' AND b.workers = 2
+WHERE m.label IN ('A1', 'R1', 'A2', 'R2')
+ORDER BY substr(m.label, 2), m.label DESC;
+SELECT '';
+\\endif
 SELECT '### Peak memory (serial backend, VmHWM after − before the query)';
 SELECT '';
 SELECT '| query | VmHWM before (kB) | after (kB) | growth (MiB) | bytes per active customer |';
@@ -410,6 +482,10 @@ WITH targets(ord, sub, name, value, limit_, detail) AS (
          format('%s ms vs %s ms; limit %s ms', round(a.ms), round(b.ms), round(2.5 * b.ms))
     FROM med a JOIN med b ON b.label = '1' AND b.workers = a.workers WHERE a.label = '4'
   UNION ALL
+  SELECT 5, substr(r.label, 2)::int, format('(%s) rfm.refresh ≤ 3 × (%s) rfm.analyze of the same rows', r.label, a.label),
+         r.ms / a.ms, 3, format('%s ms vs %s ms; limit %s ms', round(r.ms), round(a.ms), round(3 * a.ms))
+    FROM med r JOIN med a ON a.label = 'A' || substr(r.label, 2) AND a.workers = r.workers WHERE r.label IN ('R1', 'R2')
+  UNION ALL
   SELECT 4, 0, 'analysis state ≤ 64 bytes per active customer (its peak, table growth included)',
          $state_peak::numeric / $active, 64,
          format('%s MiB for %s active customers', to_char($state_peak / 1048576.0, 'FM999990.0'), $active)
@@ -427,6 +503,24 @@ FROM targets ORDER BY ord, sub;
 SELECT '';
 \\endif
 EOF
+
+if [ "$have_ext" = t ]; then
+  {
+    echo "### Managed tables over 20 daily refreshes (bytes, pg_total_relation_size after VACUUM)"
+    echo
+    echo "| refresh | assignment | runs | run_segments | history | history rows | segmentations |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    while read -r d rest; do
+      declare -A sz=()
+      for kv in $rest; do sz[${kv%%=*}]=${kv#*=}; done
+      echo "| $d | ${sz[assignment]} | ${sz[runs]} | ${sz[run_segments]} | ${sz[history]} | ${sz[history_rows]} | ${sz[segmentations]} |"
+      unset sz
+    done <"$work/sizes.txt"
+    echo
+    echo "Refresh 1 is the state after the timed rounds (a first refresh and one after a day); refreshes 2 to 21 each add one day of orders and move as_of one day on. The assignment is one rfm.analysis value per segmentation, replaced in place; the history grows by one row per customer whose segment changed."
+    echo
+  } >>"$REPORT"
+fi
 
 {
   echo "### Methods"
