@@ -6,6 +6,10 @@ CREATE DOMAIN analysis AS bytea;
 COMMENT ON DOMAIN analysis IS
     'Result of rfm.analyze (opaque, versioned); read it with rfm.customers, rfm.summary, rfm.thresholds, rfm.grid and rfm.overview';
 
+-- The transition functions run once per row and rfm.customers / rfm.excluded_keys once per
+-- customer: they run no SQL and look up no name, and a SET clause would cost a settings
+-- save and restore on every call, so they alone do not pin search_path (the catalog test
+-- in tests/pg_regress/sql/security.sql lists them by name). Everything else does.
 CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric) RETURNS internal
     LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
 CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric, jsonb) RETURNS internal
@@ -23,13 +27,17 @@ CREATE FUNCTION analyze_sfunc(internal, text, timestamptz, double precision) RET
 CREATE FUNCTION analyze_sfunc(internal, text, timestamptz, double precision, jsonb) RETURNS internal
     LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
 CREATE FUNCTION analyze_combine(internal, internal) RETURNS internal
-    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_combine_wrapper';
+    LANGUAGE c PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'analyze_combine_wrapper';
 CREATE FUNCTION analyze_serialize(internal) RETURNS bytea
-    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_serialize_wrapper';
+    LANGUAGE c STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'analyze_serialize_wrapper';
 CREATE FUNCTION analyze_deserialize(bytea, internal) RETURNS internal
-    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_deserialize_wrapper';
+    LANGUAGE c STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'analyze_deserialize_wrapper';
 CREATE FUNCTION analyze_final(internal) RETURNS analysis
-    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_final_wrapper';
+    LANGUAGE c STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'analyze_final_wrapper';
 
 CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at timestamptz, amount numeric) (
     SFUNC = analyze_sfunc, STYPE = internal, FINALFUNC = analyze_final,
@@ -84,24 +92,28 @@ CREATE FUNCTION summary(analysis analysis) RETURNS TABLE (
     segment text, customers bigint, pct_customers double precision, revenue numeric,
     pct_revenue double precision, avg_revenue numeric, avg_frequency double precision,
     avg_recency_days double precision, avg_monetary double precision)
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'summary_wrapper';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'summary_wrapper';
 COMMENT ON FUNCTION summary(analysis) IS 'One row per segment of the scheme (empty ones included)';
 
 CREATE FUNCTION thresholds(analysis analysis) RETURNS TABLE (
     metric text, score integer, lower_bound double precision, upper_bound double precision,
     customers bigint)
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'thresholds_wrapper';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'thresholds_wrapper';
 COMMENT ON FUNCTION thresholds(analysis) IS 'The value range of each score of each metric (segmentation setup)';
 
 CREATE FUNCTION grid(analysis analysis) RETURNS TABLE (
     r integer, fm integer, segment text, customers bigint, revenue numeric)
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'grid_wrapper';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'grid_wrapper';
 COMMENT ON FUNCTION grid(analysis) IS 'One row per R x FM cell with its segment, customers and revenue';
 
 CREATE FUNCTION overview(analysis analysis) RETURNS TABLE (
     as_of timestamptz, period interval, active_customers bigint, excluded_customers bigint,
     total_revenue numeric, transactions bigint)
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'overview_wrapper';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'overview_wrapper';
 COMMENT ON FUNCTION overview(analysis) IS 'Headline figures: as_of, period, active and excluded customers, revenue, transactions';
 
 CREATE FUNCTION excluded_keys(analysis analysis) RETURNS SETOF text

@@ -107,6 +107,7 @@ fn quantile_thresholds_sfunc_default(
 }
 
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn quantile_thresholds_combine(
     a: Option<Internal>,
     b: Option<Internal>,
@@ -136,6 +137,7 @@ fn quantile_thresholds_combine(
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
 fn quantile_thresholds_serialize(state: Internal) -> Vec<u8> {
     let s = unsafe { state.get::<QuantileState>() }.expect("strict");
     let mut w = Writer::new(QUANTILE_STATE_VERSION, 13 + 8 * s.values.len());
@@ -145,6 +147,7 @@ fn quantile_thresholds_serialize(state: Internal) -> Vec<u8> {
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
 fn quantile_thresholds_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
     let mut r = Reader::new(bytes, QUANTILE_STATE_VERSION)
         .ok_or_else(|| corrupted("quantile_thresholds"))
@@ -161,6 +164,7 @@ fn quantile_thresholds_deserialize(bytes: &[u8], _unused: Internal) -> Internal 
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
 fn quantile_thresholds_final(state: Internal) -> Option<Vec<f64>> {
     let mut state = state;
     let s = unsafe { state.get_mut::<QuantileState>() }?;
@@ -280,6 +284,7 @@ fn abc_thresholds_sfunc_default(
 }
 
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn abc_thresholds_combine(
     a: Option<Internal>,
     b: Option<Internal>,
@@ -306,6 +311,7 @@ fn abc_thresholds_combine(
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
 fn abc_thresholds_serialize(state: Internal) -> Vec<u8> {
     let s = unsafe { state.get::<AbcState>() }.expect("strict");
     let mut w = Writer::new(
@@ -318,6 +324,7 @@ fn abc_thresholds_serialize(state: Internal) -> Vec<u8> {
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
 fn abc_thresholds_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
     let mut r = Reader::new(bytes, ABC_STATE_VERSION)
         .ok_or_else(|| corrupted("abc_thresholds"))
@@ -334,6 +341,7 @@ fn abc_thresholds_deserialize(bytes: &[u8], _unused: Internal) -> Internal {
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
 fn abc_thresholds_final(state: Internal) -> Option<Vec<f64>> {
     let mut state = state;
     let s = unsafe { state.get_mut::<AbcState>() }?;

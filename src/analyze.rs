@@ -791,6 +791,7 @@ extension_sql_file!(
 ///
 /// A NULL argument is an error (22004), as NULL options are for `rfm.analyze`.
 #[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 pub(crate) fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
     let Some(options) = options else {
         raise(RfmError::null(

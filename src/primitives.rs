@@ -50,6 +50,7 @@ fn abc_tier(
 // pgrx reads the column names from the `name!` types, so they must stay in the signature.
 #[allow(clippy::type_complexity)]
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn builtin_scheme_segments() -> TableIterator<
     'static,
     (

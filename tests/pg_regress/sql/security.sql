@@ -178,25 +178,23 @@ DROP AGGREGATE public.count(text);
 DROP TABLE public.rfm_refresh_new;
 DROP FUNCTION public.sec_evil_eq(regtype, regtype), public.sec_evil_count_sfunc(bigint, text), public.sec_evil_trigger();
 
--- (c) every function of the extension pins search_path, or is a C function that runs no SQL
--- and looks up no name (listed here by name; a new one must be added deliberately)
+-- (c) every function of the extension pins search_path, but the C functions called once per
+-- row or per customer, which run no SQL and look up no name (a SET clause would cost a
+-- settings save and restore on every call); they are listed here by name, so a new one
+-- must be added deliberately
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prokind IN ('f', 'p')
   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
   AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-           AND p.prosrc IN ('analyze_sfunc_wrapper', 'analyze_combine_wrapper', 'analyze_serialize_wrapper',
-                            'analyze_deserialize_wrapper', 'analyze_final_wrapper', 'customers_wrapper',
-                            'summary_wrapper', 'thresholds_wrapper', 'grid_wrapper', 'overview_wrapper',
-                            'check_options_wrapper', 'excluded_keys_wrapper', 'score_wrapper', 'fm_score_wrapper', 'segment_wrapper',
-                            'abc_tier_wrapper', 'builtin_scheme_segments_wrapper',
+           AND p.prosrc IN ('analyze_sfunc_wrapper', 'customers_wrapper', 'excluded_keys_wrapper',
+                            'score_wrapper', 'fm_score_wrapper', 'segment_wrapper', 'abc_tier_wrapper',
                             'quantile_thresholds_sfunc_wrapper', 'quantile_thresholds_sfunc_default_wrapper',
-                            'quantile_thresholds_combine_wrapper', 'quantile_thresholds_serialize_wrapper',
-                            'quantile_thresholds_deserialize_wrapper', 'quantile_thresholds_final_wrapper',
-                            'abc_thresholds_sfunc_wrapper', 'abc_thresholds_sfunc_default_wrapper',
-                            'abc_thresholds_combine_wrapper', 'abc_thresholds_serialize_wrapper',
-                            'abc_thresholds_deserialize_wrapper', 'abc_thresholds_final_wrapper'))
+                            'abc_thresholds_sfunc_wrapper', 'abc_thresholds_sfunc_default_wrapper'))
 ORDER BY 1;
+SELECT count(*) AS per_row_c_functions_not_pinned
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'rfm' AND p.prokind = 'f' AND p.proconfig IS NULL;
 -- SECURITY DEFINER only where a function must write the catalog: the _do_* implementations
 SELECT p.proname AS security_definer_function FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prosecdef AND p.proname !~ '^_do_' ORDER BY 1;
