@@ -1,0 +1,260 @@
+//! The engine (`State`, merge through serialization, `finalize`, the `rfm.analysis` reader)
+//! against the SPEC written out naively, on random rows: customers, scores, segments, ABC
+//! tiers, transactions and the excluded customers.
+
+use rfm_core::analysis::{
+    finalize, Analysis, Config, CustomerRow, Days, Key, Method, Money, State,
+};
+use rfm_core::numeric::Decimal;
+use rfm_core::{abc, scheme};
+
+const DAY: i64 = 86_400_000_000;
+
+fn config(method: Method) -> Config {
+    Config {
+        as_of: 100 * DAY,
+        window_start: 100 * DAY - 365 * DAY,
+        period: "12 months".into(),
+        buckets: 5,
+        scheme: Some(scheme::builtin("standard").unwrap()),
+        method,
+        fixed: None,
+        abc_shares: abc::DEFAULT_SHARES.to_vec(),
+        abc_names: vec!["A".into(), "B".into(), "C".into()],
+        abc_min_sales: None,
+        keep_excluded: false,
+    }
+}
+
+/// UTC days: day d starts at d * DAY.
+fn days(c: &Config) -> Days {
+    let first = (c.window_start / DAY) as i32 - 1;
+    let last = (c.as_of / DAY) as i32 + 1;
+    Days {
+        first_day: first,
+        midnights: (first..=last).map(|d| d as i64 * DAY).collect(),
+        as_of_day: (c.as_of / DAY) as i32,
+    }
+}
+
+fn dec(units: i128, scale: u32) -> Decimal {
+    Decimal { units, scale }
+}
+
+/// The SPEC written out naively: group the rows, sort everything, count thresholds.
+fn reference(rows: &[(i64, i64, i128)], c: &Config, d: &Days, float: bool) -> Vec<CustomerRow> {
+    use std::collections::BTreeMap;
+    // key -> (latest purchase, purchases, total units, rows in window)
+    let mut by_key: BTreeMap<i64, (Option<i64>, i64, i128, f64)> = BTreeMap::new();
+    for &(k, t, units) in rows {
+        if t <= c.window_start || t > c.as_of {
+            continue;
+        }
+        let e = by_key.entry(k).or_insert((None, 0, 0, 0.0));
+        if units >= 0 {
+            e.0 = Some(e.0.map_or(t, |x: i64| x.max(t)));
+            e.1 += 1;
+        }
+        e.2 += units;
+        e.3 += units as f64 / 100.0; // in row order, as a serial aggregate adds
+    }
+    let to_money = |u: i128, f: f64| {
+        if float {
+            Money::Float(f)
+        } else {
+            Money::Exact(u, 2)
+        }
+    };
+    let active: Vec<(i64, i32, i64, Money)> = by_key
+        .into_iter()
+        .filter_map(|(k, (last, freq, units, fsum))| {
+            last.map(|l| (k, d.as_of_day - d.day_of(l), freq, to_money(units, fsum)))
+        })
+        .collect();
+    let n = c.buckets;
+    let score_all = |vals: Vec<f64>, higher: bool| -> Vec<i32> {
+        match c.method {
+            Method::Quantile => {
+                let mut sorted = vals.clone();
+                sorted.sort_by(f64::total_cmp);
+                let t: Vec<f64> = (1..n)
+                    .map(|k| {
+                        let x = k as f64 / n as f64 * (sorted.len() as f64 - 1.0);
+                        let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+                        if hi > lo {
+                            sorted[lo] + (x - lo as f64) * (sorted[hi] - sorted[lo])
+                        } else {
+                            sorted[lo]
+                        }
+                    })
+                    .collect();
+                vals.iter()
+                    .map(|v| {
+                        let c = t.iter().filter(|&&x| *v > x).count() as i32;
+                        if higher {
+                            1 + c
+                        } else {
+                            n as i32 - c
+                        }
+                    })
+                    .collect()
+            }
+            _ => {
+                // NTILE(n) OVER (ORDER BY value [DESC for recency], key)
+                let mut order: Vec<usize> = (0..vals.len()).collect();
+                order.sort_by(|&a, &b| {
+                    let o = vals[a].total_cmp(&vals[b]);
+                    (if higher { o } else { o.reverse() }).then(active[a].0.cmp(&active[b].0))
+                });
+                let mut out = vec![0; vals.len()];
+                let (small, extra) = (vals.len() / n, vals.len() % n);
+                let mut pos = 0;
+                for b in 1..=n {
+                    let size = small + usize::from(b <= extra);
+                    for &i in &order[pos..pos + size] {
+                        out[i] = b as i32;
+                    }
+                    pos += size;
+                }
+                out
+            }
+        }
+    };
+    let r = score_all(active.iter().map(|a| a.1 as f64).collect(), false);
+    let f = score_all(active.iter().map(|a| a.2 as f64).collect(), true);
+    let m = score_all(active.iter().map(|a| a.3.to_f64()).collect(), true);
+    let mut order: Vec<usize> = (0..active.len()).collect();
+    order.sort_by(|&a, &b| {
+        active[b]
+            .3
+            .to_f64()
+            .total_cmp(&active[a].3.to_f64())
+            .then(active[a].0.cmp(&active[b].0))
+    });
+    // customers below abc_min_sales are left out of the ranking and get no tier
+    let ranked = |v: f64| c.abc_min_sales.is_none_or(|min| v >= min);
+    let desc: Vec<f64> = order
+        .iter()
+        .map(|&i| active[i].3.to_f64())
+        .filter(|&v| ranked(v))
+        .collect();
+    let tiers = abc::assign_sorted(&desc, &c.abc_shares);
+    let tiers = tiers.into_iter().map(Some).chain(std::iter::repeat(None));
+    order
+        .iter()
+        .zip(tiers)
+        .map(|(&i, tier)| CustomerRow {
+            key: active[i].0.to_string(),
+            recency_days: active[i].1,
+            frequency: active[i].2,
+            monetary: active[i].3,
+            r: r[i],
+            f: f[i],
+            m: m[i],
+            segment: Some(
+                scheme::segment(r[i], f[i], m[i], "standard")
+                    .unwrap()
+                    .to_string(),
+            ),
+            abc_tier: tier.map(|t| c.abc_names[t].clone()),
+        })
+        .collect()
+}
+
+/// The excluded customers, written out naively: a row at or before as_of, no purchase in
+/// the window; in key order.
+fn reference_excluded(rows: &[(i64, i64, i128)], c: &Config) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let seen: BTreeSet<i64> = rows
+        .iter()
+        .filter(|r| r.1 <= c.as_of)
+        .map(|r| r.0)
+        .collect();
+    let active: BTreeSet<i64> = rows
+        .iter()
+        .filter(|r| r.1 > c.window_start && r.1 <= c.as_of && r.2 >= 0)
+        .map(|r| r.0)
+        .collect();
+    seen.difference(&active).map(|k| k.to_string()).collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+    #[test]
+    fn engine_equals_the_naive_reference(
+        rows in proptest::collection::vec((0i64..60, -400i64..360, -3000i128..20000), 1..400),
+        ntile in proptest::bool::ANY,
+        float in proptest::bool::ANY,
+        split in 0usize..400,
+        min_sales in proptest::option::of(-40i64..160),
+        keep_excluded in proptest::bool::ANY,
+    ) {
+        let mut c = config(if ntile { Method::Ntile } else { Method::Quantile });
+        c.abc_min_sales = min_sales.map(|m| m as f64 + 0.5 * (m % 2) as f64);
+        c.keep_excluded = keep_excluded;
+        let d = days(&c);
+        // timestamps a few hours apart around the window, amounts in cents (coarse, so ties)
+        let rows: Vec<(i64, i64, i128)> = rows
+            .into_iter()
+            .map(|(k, t, u)| {
+                // some rows a microsecond either side of midnight
+                let micros = match u % 5 { 0 => -1, 1 => 0, _ => (u as i64 * 7919) % 1_000_000 };
+                (k * 7 - 100, t * DAY / 3 + micros, (u / 250) * 250 + u % 3)
+            })
+            .collect();
+        let add = |s: &mut State, &(k, t, u): &(i64, i64, i128)| {
+            if float {
+                s.add_float(Key::Int(k), t, u as f64 / 100.0).unwrap();
+            } else {
+                s.add_exact(Key::Int(k), t, dec(u, 2)).unwrap();
+            }
+        };
+        // one state, and two merged halves through serialization (a parallel plan)
+        let mut whole = State::new(c.clone(), false, !float);
+        let (mut left, mut right) = (State::new(c.clone(), false, !float), State::new(c.clone(), false, !float));
+        for (i, row) in rows.iter().enumerate() {
+            add(&mut whole, row);
+            add(if i < split { &mut left } else { &mut right }, row);
+        }
+        left.merge(State::deserialize(&right.serialize().unwrap()).unwrap()).unwrap();
+        let expected = reference(&rows, &c, &d, float);
+        let bytes = finalize(whole, &d).unwrap();
+        let merged = finalize(left, &d).unwrap();
+        if !float {
+            // exact totals: a parallel plan gives the very same value
+            proptest::prop_assert_eq!(&bytes, &merged);
+        }
+        let a = Analysis::deserialize(&bytes, true).unwrap();
+        let b = Analysis::deserialize(&merged, true).unwrap();
+        proptest::prop_assert_eq!(a.customers.len(), b.customers.len());
+        if float {
+            // float sums may differ in the last bit by the order of addition
+            proptest::prop_assert_eq!(a.customers.len(), expected.len());
+            for (x, y) in a.customers.iter().zip(&expected) {
+                proptest::prop_assert_eq!(&x.key, &y.key);
+                proptest::prop_assert!((x.monetary.to_f64() - y.monetary.to_f64()).abs() < 1e-6);
+                proptest::prop_assert_eq!((x.r, x.f, x.m, &x.segment, &x.abc_tier), (y.r, y.f, y.m, &y.segment, &y.abc_tier));
+            }
+        } else {
+            proptest::prop_assert_eq!(&a.customers, &expected);
+        }
+        let active: std::collections::HashSet<String> =
+            expected.iter().map(|c| c.key.clone()).collect();
+        let transactions = rows
+            .iter()
+            .filter(|r| r.1 > c.window_start && r.1 <= c.as_of && active.contains(&r.0.to_string()))
+            .count() as i64;
+        proptest::prop_assert_eq!(a.overview.transactions, transactions);
+        proptest::prop_assert_eq!(b.overview.transactions, transactions);
+        let counted: i64 = a.summary.iter().map(|s| s.customers).sum();
+        proptest::prop_assert_eq!(counted, expected.len() as i64);
+        proptest::prop_assert_eq!(a.overview.active_customers, expected.len() as i64);
+        // the excluded customers: counted always, their keys kept when asked for
+        let excluded = reference_excluded(&rows, &c);
+        proptest::prop_assert_eq!(a.overview.excluded_customers, excluded.len() as i64);
+        proptest::prop_assert_eq!(b.overview.excluded_customers, excluded.len() as i64);
+        let want = if keep_excluded { excluded } else { Vec::new() };
+        proptest::prop_assert_eq!(&Analysis::excluded_keys(&bytes).unwrap(), &want);
+        proptest::prop_assert_eq!(&Analysis::excluded_keys(&merged).unwrap(), &want);
+    }
+}
