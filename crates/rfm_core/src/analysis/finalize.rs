@@ -1,0 +1,481 @@
+//! The final step: thresholds, scores, segments, ABC tiers, the summary and the grid,
+//! computed from a finished state and written as an `rfm.analysis` value.
+
+use super::options::{Config, Method, METRICS};
+use super::state::{instant, MoneyKind, State};
+use super::value::{GridRow, Header, Money, Overview, SummaryRow, ThresholdRow};
+use super::value::{ANALYSIS_VERSION, NO_TIER};
+use crate::abc;
+use crate::codec::Writer;
+use crate::error::Result;
+use crate::quantile;
+use crate::scheme;
+use crate::score;
+
+/// Local calendar days of timestamps, as the session time zone sees them: `midnights[i]` is
+/// the instant local day `first_day + i` starts.
+#[derive(Debug, Clone)]
+pub struct Days {
+    pub first_day: i32,
+    pub midnights: Vec<i64>,
+    pub as_of_day: i32,
+}
+
+impl Days {
+    /// The local day of `ts` (a day number, like PostgreSQL's `date`).
+    pub fn day_of(&self, ts: i64) -> i32 {
+        let i = self.midnights.partition_point(|&m| m <= ts);
+        self.first_day + i as i32 - 1
+    }
+}
+
+/// One active customer while the analysis is finished: 24 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Act {
+    /// As in [`Entry::key`](super::state::Entry::key).
+    key: u64,
+    /// As in [`Entry::money`](super::state::Entry::money).
+    money: i64,
+    recency: u32,
+    freq: u32,
+}
+
+fn money_add(a: Money, b: Money) -> Money {
+    match (a, b) {
+        (Money::Exact(x, s), Money::Exact(y, _)) => Money::Exact(x + y, s),
+        (Money::Float(x), Money::Float(y)) => Money::Float(x + y),
+        (a, _) => a,
+    }
+}
+
+/// Float bits mapped to integers in the order of `f64::total_cmp`.
+fn float_order(bits: i64) -> i64 {
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+/// Scores of one metric for every active customer (written to `scores[..][slot]`) and the
+/// rows of the thresholds table. `value(i)` is the metric of customer `i`; `key_cmp`
+/// orders customers by key (the tie-breaker of the `ntile` method); `work` is scratch space.
+#[allow(clippy::too_many_arguments)] // one call per metric, from finalize only
+fn score_metric(
+    metric: usize,
+    n_active: usize,
+    value: &dyn Fn(usize) -> f64,
+    key_cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering,
+    config: &Config,
+    scores: &mut [[u8; 4]],
+    work: &mut Vec<f64>,
+) -> Vec<ThresholdRow> {
+    let n = config.buckets;
+    let higher_is_better = metric != 0;
+    let name = METRICS[metric];
+    let mut counts = vec![0i64; n + 1];
+    let mut rows = Vec::with_capacity(n);
+    match config.method {
+        Method::Quantile | Method::Fixed => {
+            let (t, at_least) = if let (Method::Fixed, Some(f)) = (config.method, &config.fixed) {
+                (f[metric].clone(), metric != 0)
+            } else {
+                work.clear();
+                work.extend((0..n_active).map(value));
+                (quantile::thresholds(work, n).unwrap_or_default(), false)
+            };
+            if !t.is_empty() {
+                for (i, s) in scores.iter_mut().enumerate() {
+                    let sc = score::score_checked(value(i), &t, higher_is_better, at_least);
+                    s[metric] = sc as u8;
+                    counts[sc as usize] += 1;
+                }
+            }
+            for sc in 1..=n as i32 {
+                // c thresholds strictly below (or reached): the value range of this score
+                let c = if higher_is_better {
+                    sc - 1
+                } else {
+                    n as i32 - sc
+                } as usize;
+                let lower = if c == 0 { None } else { t.get(c - 1).copied() };
+                let upper = if c >= t.len() {
+                    None
+                } else {
+                    t.get(c).copied()
+                };
+                rows.push(ThresholdRow {
+                    metric: name,
+                    score: sc,
+                    lower_bound: lower,
+                    upper_bound: upper,
+                    customers: counts[sc as usize],
+                });
+            }
+        }
+        Method::Ntile => {
+            // NTILE(n) OVER (ORDER BY value, key); recency is ordered highest first so
+            // that the most recent customers get the highest score
+            let mut order: Vec<u32> = (0..n_active as u32).collect();
+            order.sort_unstable_by(|&a, &b| {
+                let (va, vb) = (value(a as usize), value(b as usize));
+                let by_value = if higher_is_better {
+                    va.total_cmp(&vb)
+                } else {
+                    vb.total_cmp(&va)
+                };
+                by_value.then_with(|| key_cmp(a as usize, b as usize))
+            });
+            let (small, extra) = (n_active / n, n_active % n);
+            let mut pos = 0;
+            for bucket in 1..=n {
+                let size = small + usize::from(bucket <= extra);
+                let members = &order[pos..pos + size];
+                let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
+                for &i in members {
+                    scores[i as usize][metric] = bucket as u8;
+                    let v = value(i as usize);
+                    lo = Some(lo.map_or(v, |x| x.min(v)));
+                    hi = Some(hi.map_or(v, |x| x.max(v)));
+                }
+                rows.push(ThresholdRow {
+                    metric: name,
+                    score: bucket as i32,
+                    lower_bound: lo,
+                    upper_bound: hi,
+                    customers: size as i64,
+                });
+                pos += size;
+            }
+        }
+    }
+    rows
+}
+
+/// Computes the analysis from a finished state and returns the `rfm.analysis` value. The
+/// state's table is released as soon as the active customers are copied out of it, so the
+/// memory this needs beyond the state is about 28 bytes per active customer plus the value
+/// itself (about 15 bytes per customer).
+pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
+    state.flush()?;
+    let table = std::mem::take(&mut state.table);
+    let (window_rows, base) = (state.window_rows, state.base);
+    let State {
+        config,
+        text_keys: text,
+        money: money_kind,
+        arena,
+        ..
+    } = state;
+    let exact_scale = match money_kind {
+        MoneyKind::Exact { scale } => Some(scale),
+        MoneyKind::Float => None,
+    };
+    let to_money = |m: i64| match exact_scale {
+        Some(s) => Money::Exact(m as i128, s),
+        None => Money::Float(f64::from_bits(m as u64)),
+    };
+    let money_f = |m: i64| to_money(m).to_f64();
+    let n_active = table.iter().filter(|e| e.freq > 0).count();
+    let excluded = (table.len() - n_active) as i64;
+    // the rows of customers without purchases are returns only: they are not transactions
+    let excluded_rows: u64 = table
+        .iter()
+        .filter(|e| e.freq == 0)
+        .map(|e| e.last as u64)
+        .sum();
+    let transactions = (window_rows - excluded_rows) as i64;
+    // the keys of the excluded customers, in key order, when the options ask for them
+    let mut excluded_keys: Vec<u64> = if config.keep_excluded {
+        table
+            .iter()
+            .filter(|e| e.freq == 0)
+            .map(|e| e.key)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut act = Vec::with_capacity(n_active);
+    for e in table.iter().filter(|e| e.freq > 0) {
+        act.push(Act {
+            key: e.key,
+            money: e.money,
+            recency: (days.as_of_day - days.day_of(instant(base, e.last))).max(0) as u32,
+            freq: e.freq,
+        });
+    }
+    drop(table);
+    let key_bytes = |k: u64| -> &[u8] {
+        let (off, len) = ((k >> 32) as usize, (k & 0xFFFF_FFFF) as usize);
+        &arena[off..off + len]
+    };
+    let key_cmp = |a: &Act, b: &Act| -> std::cmp::Ordering {
+        if text {
+            key_bytes(a.key).cmp(key_bytes(b.key))
+        } else {
+            (a.key as i64).cmp(&(b.key as i64))
+        }
+    };
+    // a deterministic order whatever the input order: monetary (highest first), then key
+    let ord_money = |m: i64| {
+        if exact_scale.is_some() {
+            m
+        } else {
+            float_order(m)
+        }
+    };
+    if text {
+        act.sort_unstable_by(|a, b| {
+            ord_money(b.money)
+                .cmp(&ord_money(a.money))
+                .then_with(|| key_cmp(a, b))
+        });
+    } else {
+        act.sort_unstable_by_key(|a| (std::cmp::Reverse(ord_money(a.money)), a.key as i64));
+    }
+
+    // scores: r, f, m and the ABC tier of every customer
+    let mut scores = vec![[0u8; 4]; n_active];
+    let mut work = Vec::new();
+    let idx_cmp = |i: usize, j: usize| key_cmp(&act[i], &act[j]);
+    let mut thresholds = score_metric(
+        0,
+        n_active,
+        &|i| act[i].recency as f64,
+        &idx_cmp,
+        &config,
+        &mut scores,
+        &mut work,
+    );
+    for (metric, value) in [
+        (1, &(|i: usize| act[i].freq as f64) as &dyn Fn(usize) -> f64),
+        (2, &|i: usize| money_f(act[i].money)),
+    ] {
+        let rows = score_metric(
+            metric,
+            n_active,
+            value,
+            &idx_cmp,
+            &config,
+            &mut scores,
+            &mut work,
+        );
+        thresholds.extend(rows);
+    }
+    drop(work);
+    // customers below abc_min_sales get no tier and do not count in the total; they are
+    // the tail of `act` (sorted by monetary, highest first)
+    let ranked = |m: i64| config.abc_min_sales.is_none_or(|min| money_f(m) >= min);
+    let positive: f64 = act
+        .iter()
+        .filter(|a| ranked(a.money))
+        .map(|a| money_f(a.money))
+        .filter(|&v| v > 0.0)
+        .sum();
+    let mut tiers = abc::TierWalk::new(&config.abc_shares, positive);
+
+    // summary and grid
+    let seg_table = config.scheme.map(|s| s.table());
+    let seg_names: Vec<&str> = config
+        .scheme
+        .map(|s| s.segments.iter().map(|x| x.name).collect())
+        .unwrap_or_default();
+    let zero = match exact_scale {
+        Some(s) => Money::Exact(0, s),
+        None => Money::Float(0.0),
+    };
+    let mut summary: Vec<SummaryRow> = seg_names
+        .iter()
+        .map(|n| SummaryRow {
+            segment: n.to_string(),
+            customers: 0,
+            revenue: zero,
+            frequency_sum: 0,
+            recency_sum: 0,
+        })
+        .collect();
+    let mut grid: Vec<GridRow> = Vec::new();
+    if let Some(s) = config.scheme {
+        for rr in (1..=5).rev() {
+            for fm in 1..=5 {
+                let names: Vec<&str> = (1..=5)
+                    .flat_map(|ff| (1..=5).map(move |mm| (ff, mm)))
+                    .filter(|(ff, mm)| (ff + mm + 1) / 2 == fm)
+                    .map(|(ff, mm)| s.classify(rr, ff, mm))
+                    .collect();
+                let unique = names.iter().all(|n| *n == names[0]);
+                grid.push(GridRow {
+                    r: rr,
+                    fm,
+                    segment: unique.then(|| names[0].to_string()),
+                    customers: 0,
+                    revenue: zero,
+                });
+            }
+        }
+    }
+    let mut total = zero;
+    // ABC tiers in monetary order, and the per-segment and per-cell totals (a customer's
+    // segment is a lookup in the scheme's table, repeated when the customers are written)
+    for (a, s) in act.iter().zip(scores.iter_mut()) {
+        let money = to_money(a.money);
+        total = money_add(total, money);
+        s[3] = if ranked(a.money) {
+            tiers.next(money_f(a.money)) as u8
+        } else {
+            NO_TIER
+        };
+        if let Some(t) = &seg_table {
+            let (ri, fi, mi) = (s[0] as i32, s[1] as i32, s[2] as i32);
+            let row = &mut summary[t[scheme::code_index(ri, fi, mi)] as usize];
+            row.customers += 1;
+            row.revenue = money_add(row.revenue, money);
+            row.frequency_sum += a.freq as i64;
+            row.recency_sum += a.recency as i64;
+            let fm = (fi + mi + 1) / 2;
+            let cell = &mut grid[((5 - ri) * 5 + (fm - 1)) as usize];
+            cell.customers += 1;
+            cell.revenue = money_add(cell.revenue, money);
+        }
+    }
+
+    let header = Header {
+        overview: Overview {
+            as_of: config.as_of,
+            period: config.period.clone(),
+            active_customers: n_active as i64,
+            excluded_customers: excluded,
+            total_revenue: total,
+            transactions,
+        },
+        method: config.method,
+        buckets: config.buckets as i32,
+        scheme: config.scheme.map(|s| s.name.to_string()),
+        thresholds,
+        summary,
+        grid,
+    };
+    let mut w = Writer::new(ANALYSIS_VERSION, 1024 + n_active * 16);
+    header.write(&mut w);
+    // the customers, highest monetary first
+    w.u8(text as u8);
+    w.u8(exact_scale.is_some() as u8);
+    w.u32(exact_scale.unwrap_or(0));
+    w.u32(seg_names.len() as u32);
+    for n in &seg_names {
+        w.short_bytes(n.as_bytes());
+    }
+    w.u32(config.abc_names.len() as u32);
+    for n in &config.abc_names {
+        w.short_bytes(n.as_bytes());
+    }
+    w.u64(n_active as u64);
+    for (a, s) in act.iter().zip(&scores) {
+        if text {
+            w.short_bytes(key_bytes(a.key));
+        } else {
+            w.zigzag(a.key as i64);
+        }
+        w.varint(a.recency as u64);
+        w.varint(a.freq as u64);
+        if exact_scale.is_some() {
+            w.zigzag(a.money);
+        } else {
+            w.f64(f64::from_bits(a.money as u64));
+        }
+        w.u8(s[0]);
+        w.u8(s[1]);
+        w.u8(s[2]);
+        let segment = seg_table.as_ref().map_or(0, |t| {
+            t[scheme::code_index(s[0] as i32, s[1] as i32, s[2] as i32)] + 1
+        });
+        w.u8(segment);
+        w.u8(s[3]);
+    }
+    if text {
+        excluded_keys.sort_unstable_by(|a, b| key_bytes(*a).cmp(key_bytes(*b)));
+    } else {
+        excluded_keys.sort_unstable_by_key(|k| *k as i64);
+    }
+    w.varint(excluded_keys.len() as u64);
+    for k in excluded_keys {
+        if text {
+            w.short_bytes(key_bytes(k));
+        } else {
+            w.zigzag(k as i64);
+        }
+    }
+    Ok(w.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::testing::{analyze, config, days, dec, DAY};
+    use crate::analysis::Key;
+
+    #[test]
+    fn metrics_returns_and_exclusions() {
+        let c = config(Method::Quantile);
+        let d = days(&c);
+        let mut s = State::new(c, false, true);
+        s.add_exact(Key::Int(1), 99 * DAY + 5, dec(1000, 2))
+            .unwrap(); // 10.00, 1 day ago
+        s.add_exact(Key::Int(1), 50 * DAY, dec(5, 1)).unwrap(); // 0.5 raises the scale? no: 1 < 2
+        s.add_exact(Key::Int(1), 60 * DAY, dec(-250, 3)).unwrap(); // -0.250: scale 3
+        s.add_exact(Key::Int(2), 70 * DAY, dec(-100, 2)).unwrap(); // only a return
+        s.add_exact(Key::Int(3), -400 * DAY, dec(100, 2)).unwrap(); // outside the window
+        let a = analyze(s, &d);
+        assert_eq!(a.overview.active_customers, 1);
+        assert_eq!(a.overview.excluded_customers, 2);
+        assert_eq!(a.overview.transactions, 3);
+        let c1 = &a.customers[0];
+        assert_eq!(c1.key, "1");
+        assert_eq!(c1.recency_days, 1);
+        assert_eq!(c1.frequency, 2);
+        assert_eq!(c1.monetary, Money::Exact(10250, 3)); // 10.00 + 0.5 - 0.250
+        assert_eq!(c1.monetary.to_text(), "10.250");
+    }
+
+    #[test]
+    fn text_keys_and_float_amounts() {
+        let c = config(Method::Ntile);
+        let d = days(&c);
+        let mut s = State::new(c, true, false);
+        for (k, a) in [("ann", 5.0), ("bob", 1.0), ("ann", 2.5), ("cy", 7.0)] {
+            s.add_float(Key::Text(k.as_bytes()), 90 * DAY, a).unwrap();
+        }
+        let a = analyze(s, &d);
+        let keys: Vec<&str> = a.customers.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["ann", "cy", "bob"]); // monetary 7.5, 7, 1
+        assert_eq!(a.customers[0].monetary, Money::Float(7.5));
+        assert_eq!(a.customers[0].m, 3); // ntile over 3 customers: 1, 2, 3
+        assert_eq!(a.customers[2].m, 1);
+    }
+
+    #[test]
+    fn recency_is_exact_at_midnight_and_windows_are_at_most_136_years() {
+        let c = config(Method::Quantile);
+        let d = days(&c);
+        let mut s = State::new(c.clone(), false, true);
+        s.add_exact(Key::Int(1), 100 * DAY - 1, dec(1, 0)).unwrap(); // 23:59:59.999999 the day before
+        s.add_exact(Key::Int(2), 100 * DAY, dec(1, 0)).unwrap(); // midnight of the as_of day
+        s.add_exact(Key::Int(3), c.window_start + 1, dec(1, 0))
+            .unwrap(); // first instant in the window
+        let a = analyze(s, &d);
+        let recency = |k: &str| {
+            a.customers
+                .iter()
+                .find(|x| x.key == k)
+                .unwrap()
+                .recency_days
+        };
+        assert_eq!((recency("1"), recency("2"), recency("3")), (1, 0, 365));
+        let mut long = c.clone();
+        long.window_start = long.as_of - 137 * 366 * DAY;
+        long.period = "137 years".into();
+        let e = long.validate().unwrap_err();
+        assert_eq!(
+            e.message,
+            "option \"period\" must be at most 136 years, got \"137 years\""
+        );
+        long.window_start = long.as_of - 136 * 365 * DAY;
+        assert!(long.validate().is_ok());
+    }
+}

@@ -1,0 +1,215 @@
+//! The options of an analysis resolved to numbers ([`Config`]), their validation, and
+//! their encoding in the aggregate state.
+
+use super::{read_opt, write_opt};
+use crate::abc;
+use crate::codec::{Reader, Writer};
+use crate::error::{Result, RfmError};
+use crate::scheme::{self, Scheme};
+use crate::score;
+
+/// How thresholds are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Linear-interpolation quantiles of the active customers (ties never split).
+    Quantile,
+    /// Equal-count buckets, ties broken by (value, customer key): reproducible NTILE.
+    Ntile,
+    /// Thresholds given by the user (NetSuite style).
+    Fixed,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Quantile => "quantile",
+            Method::Ntile => "ntile",
+            Method::Fixed => "fixed",
+        }
+    }
+
+    pub(super) fn from_u8(v: u8) -> Option<Self> {
+        [Method::Quantile, Method::Ntile, Method::Fixed]
+            .into_iter()
+            .find(|m| *m as u8 == v)
+    }
+}
+
+/// The three metrics, in the order they are reported.
+pub const METRICS: [&str; 3] = ["recency", "frequency", "monetary"];
+
+/// The longest window (in whole seconds) that a [`Stamp`](super::state::Stamp) can cover.
+pub(super) const MAX_WINDOW_SECONDS: i64 = u32::MAX as i64 - 2;
+pub(super) const MICROS: i64 = 1_000_000;
+
+/// Everything the options say, resolved to numbers (timestamps are PostgreSQL
+/// microseconds since 2000-01-01 UTC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub as_of: i64,
+    /// Rows count when `window_start < ordered_at <= as_of`.
+    pub window_start: i64,
+    /// The period as text, for the overview.
+    pub period: String,
+    pub buckets: usize,
+    /// `None` when the user asked for no segments (`"scheme": null`).
+    pub scheme: Option<&'static Scheme>,
+    pub method: Method,
+    /// Fixed thresholds for recency, frequency, monetary (method `fixed`).
+    pub fixed: Option<[Vec<f64>; 3]>,
+    pub abc_shares: Vec<f64>,
+    pub abc_names: Vec<String>,
+    /// Customers whose monetary is below this are left out of the ABC ranking: they get no
+    /// tier and their monetary does not count in the total the shares apply to.
+    pub abc_min_sales: Option<f64>,
+    /// Whether the value keeps the keys of the excluded customers ([`Analysis::excluded_keys`]).
+    ///
+    /// [`Analysis::excluded_keys`]: super::Analysis::excluded_keys
+    pub keep_excluded: bool,
+}
+
+impl Config {
+    /// Checks the combination of settings (schemes need 5 buckets; fixed needs thresholds).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = self.scheme {
+            if self.buckets != scheme::SCHEME_BUCKETS as usize {
+                return Err(RfmError::invalid(format!(
+                    "scheme \"{}\" is defined on 5 buckets, but buckets is {}",
+                    s.name, self.buckets
+                ))
+                .with_hint(
+                    "Use \"buckets\": 5, or \"scheme\": null for scores without segments.",
+                ));
+            }
+        }
+        let base = self.window_start.div_euclid(MICROS) * MICROS;
+        if (self.as_of - base) / MICROS > MAX_WINDOW_SECONDS {
+            return Err(RfmError::invalid(format!(
+                "option \"period\" must be at most 136 years, got \"{}\"",
+                self.period
+            )));
+        }
+        if let Some(min) = self.abc_min_sales {
+            crate::error::check_finite("option \"abc_min_sales\"", min)?;
+        }
+        if self.abc_names.len() < self.abc_shares.len() {
+            return Err(RfmError::invalid(format!(
+                "abc_names has {} names but abc_shares has {} tiers",
+                self.abc_names.len(),
+                self.abc_shares.len()
+            )));
+        }
+        match (&self.fixed, self.method) {
+            (None, Method::Fixed) => Err(RfmError::invalid(
+                "method \"fixed\" needs \"thresholds\" for recency, frequency and monetary",
+            )
+            .with_hint(
+                r#"For example "thresholds": {"recency": [30,90,180,365], "frequency": [2,3,5,10], "monetary": [100,500,1000,2000]}"#,
+            )),
+            (Some(_), Method::Quantile | Method::Ntile) => Err(RfmError::invalid(
+                "option \"thresholds\" is only used with \"method\": \"fixed\"",
+            )),
+            (Some(f), Method::Fixed) => {
+                for (metric, t) in METRICS.iter().zip(f) {
+                    if t.len() + 1 != self.buckets {
+                        return Err(RfmError::invalid(format!(
+                            "thresholds.{metric} must have buckets - 1 = {} values, got {}",
+                            self.buckets - 1,
+                            t.len()
+                        )));
+                    }
+                    let opt: Vec<Option<f64>> = t.iter().copied().map(Some).collect();
+                    score::check_thresholds(&opt)
+                        .map_err(|e| RfmError::new(e.kind, format!("thresholds.{metric}: {}", e.message)))?;
+                }
+                Ok(())
+            }
+            (None, _) => Ok(()),
+        }
+    }
+
+    pub(super) fn write(&self, w: &mut Writer) {
+        w.i64(self.as_of);
+        w.i64(self.window_start);
+        w.bytes(self.period.as_bytes());
+        w.u32(self.buckets as u32);
+        w.bytes(self.scheme.map(|s| s.name).unwrap_or("").as_bytes());
+        w.u8(self.method as u8);
+        match &self.fixed {
+            None => w.u8(0),
+            Some(f) => {
+                w.u8(1);
+                for t in f {
+                    w.f64s(t);
+                }
+            }
+        }
+        w.f64s(&self.abc_shares);
+        w.u32(self.abc_names.len() as u32);
+        for n in &self.abc_names {
+            w.bytes(n.as_bytes());
+        }
+        write_opt(w, self.abc_min_sales);
+        w.u8(self.keep_excluded as u8);
+    }
+
+    pub(super) fn read(r: &mut Reader) -> Option<Config> {
+        let as_of = r.i64()?;
+        let window_start = r.i64()?;
+        let period = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+        let buckets = r.u32()? as usize;
+        let scheme_name = std::str::from_utf8(r.bytes()?).ok()?;
+        let scheme = if scheme_name.is_empty() {
+            None
+        } else {
+            Some(scheme::builtin(scheme_name).ok()?)
+        };
+        let method = Method::from_u8(r.u8()?)?;
+        let fixed = match r.u8()? {
+            0 => None,
+            _ => Some([r.f64s()?, r.f64s()?, r.f64s()?]),
+        };
+        let abc_shares = r.f64s()?;
+        let n = r.count_u32(8)?;
+        let mut abc_names = Vec::with_capacity(n.min(abc::MAX_TIERS));
+        for _ in 0..n {
+            abc_names.push(String::from_utf8(r.bytes()?.to_vec()).ok()?);
+        }
+        let abc_min_sales = read_opt(r)?;
+        let keep_excluded = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        Some(Config {
+            as_of,
+            window_start,
+            period,
+            buckets,
+            scheme,
+            method,
+            fixed,
+            abc_shares,
+            abc_names,
+            abc_min_sales,
+            keep_excluded,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::testing::config;
+
+    #[test]
+    fn schemes_need_five_buckets_and_fixed_needs_thresholds() {
+        let mut c = config(Method::Quantile);
+        c.buckets = 4;
+        assert!(c.validate().unwrap_err().message.contains("5 buckets"));
+        c.scheme = None;
+        assert!(c.validate().is_ok());
+        let c = config(Method::Fixed);
+        assert!(c.validate().is_err());
+    }
+}

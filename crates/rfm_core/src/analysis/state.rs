@@ -1,0 +1,589 @@
+//! The aggregate state: a compact per-customer hash table filled row by row (in batches),
+//! mergeable for parallel plans, and its serialized encoding.
+
+use super::options::{Config, MICROS};
+use super::Key;
+use crate::codec::{Reader, Writer};
+use crate::error::{ErrorKind, Result, RfmError};
+use crate::numeric::{self, Decimal};
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+/// How amounts are added up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoneyKind {
+    /// `numeric`: integer units at a common scale (the largest seen).
+    Exact { scale: u32 },
+    /// `double precision`.
+    Float,
+}
+
+/// One customer: 24 bytes in the table.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    /// The bigint key, or (offset << 32 | length) of a text key in the arena.
+    pub(super) key: u64,
+    /// Total of amounts in the window: units at the state's scale, or f64 bits.
+    pub(super) money: i64,
+    /// With purchases (`freq > 0`): the latest one as a [`Stamp`]. Without: how many rows
+    /// (returns) the customer has in the window, which `transactions` leaves out.
+    pub(super) last: u32,
+    /// Purchases in the window.
+    pub(super) freq: u32,
+}
+
+/// An instant in the window as whole seconds after the state's base (the window start
+/// rounded down to a second), plus one. Local days start at whole seconds, so the second
+/// of a purchase tells its day exactly; 32 bits cover 136 years.
+pub(super) type Stamp = u32;
+
+/// The whole second (in microseconds) that a stamp counted from `base` stands for.
+pub(super) fn instant(base: i64, stamp: Stamp) -> i64 {
+    base + (stamp as i64 - 1) * MICROS
+}
+
+/// The aggregate state.
+pub struct State {
+    pub config: Config,
+    pub(super) text_keys: bool,
+    pub(super) money: MoneyKind,
+    pub(super) table: HashTable<Entry>,
+    pub(super) arena: Vec<u8>,
+    hasher: foldhash::fast::FixedState,
+    /// The window start rounded down to a whole second (microseconds): where stamps count from.
+    pub(super) base: i64,
+    /// Rows in the window, of every customer.
+    pub(super) window_rows: u64,
+    /// The most memory the state has held: while the table grows, the old and the new
+    /// table exist together.
+    peak_bytes: usize,
+    /// Rows not yet in the table. They are added [`BATCH`] at a time, so that the cache
+    /// misses of consecutive rows' lookups overlap instead of each waiting for the last.
+    pending: Vec<Row>,
+    /// The text keys of the pending rows.
+    pending_text: Vec<u8>,
+    /// The most customers the table may hold; a new one beyond it is an error (54000).
+    pub max_customers: usize,
+}
+
+/// How many rows are buffered before they are added to the table.
+const BATCH: usize = 64;
+
+/// A row waiting to be added: its key (bigint, or offset << 32 | length in the pending
+/// text), its amount (units at the state's scale, or f64 bits) and where it falls.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    key: u64,
+    money: i64,
+    kind: RowKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowKind {
+    /// Outside the window: the customer is only seen (and counted as excluded).
+    Outside,
+    Purchase(Stamp),
+    Return,
+}
+
+fn overflow() -> RfmError {
+    numeric::too_large()
+}
+
+impl State {
+    pub fn new(config: Config, text_keys: bool, exact: bool) -> State {
+        State {
+            base: config.window_start.div_euclid(MICROS) * MICROS,
+            window_rows: 0,
+            config,
+            text_keys,
+            money: if exact {
+                MoneyKind::Exact { scale: 0 }
+            } else {
+                MoneyKind::Float
+            },
+            table: HashTable::new(),
+            arena: Vec::new(),
+            hasher: foldhash::fast::FixedState::with_seed(0x0005_eed0_f2f3),
+            peak_bytes: 0,
+            pending: Vec::new(),
+            pending_text: Vec::new(),
+            max_customers: usize::MAX,
+        }
+    }
+
+    /// Whether keys are text (else bigint).
+    pub fn text_keys(&self) -> bool {
+        self.text_keys
+    }
+
+    /// Whether amounts are exact (numeric).
+    pub fn exact(&self) -> bool {
+        matches!(self.money, MoneyKind::Exact { .. })
+    }
+
+    /// Customers seen so far (active or not), once [`State::flush`] has run.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty() && self.pending.is_empty()
+    }
+
+    /// Bytes the state holds now (hash table and text key arena).
+    pub fn memory_bytes(&self) -> usize {
+        self.table.allocation_size() + self.arena.capacity()
+    }
+
+    /// The most bytes the state has held at once, table growth included.
+    pub fn peak_bytes(&self) -> usize {
+        self.peak_bytes.max(self.memory_bytes())
+    }
+
+    /// Records the memory of a table growth: `before` bytes were held while the new
+    /// table was allocated.
+    fn note_growth(&mut self, before: usize) {
+        let now = self.memory_bytes();
+        self.peak_bytes = self.peak_bytes.max(before + now);
+    }
+
+    fn key_of<'a>(arena: &'a [u8], text: bool, e: &Entry) -> Key<'a> {
+        if text {
+            let off = (e.key >> 32) as usize;
+            let len = (e.key & 0xFFFF_FFFF) as usize;
+            Key::Text(&arena[off..off + len])
+        } else {
+            Key::Int(e.key as i64)
+        }
+    }
+
+    fn hash_key(hasher: &foldhash::fast::FixedState, key: Key) -> u64 {
+        match key {
+            Key::Int(k) => hasher.hash_one(k),
+            Key::Text(t) => hasher.hash_one(t),
+        }
+    }
+
+    /// The entry of `key`, created empty when new.
+    fn entry(&mut self, key: Key) -> Result<&mut Entry> {
+        if self.table.len() == self.table.capacity() {
+            // the table is full and grows now (hashbrown's entry() would grow it too): the
+            // old and the new table are held together for a moment
+            let before = self.memory_bytes();
+            let (arena, hasher, text) = (&self.arena, &self.hasher, self.text_keys);
+            self.table
+                .reserve(1, |e| Self::hash_key(hasher, Self::key_of(arena, text, e)));
+            self.note_growth(before);
+        }
+        let hash = Self::hash_key(&self.hasher, key);
+        let empty_money = match self.money {
+            MoneyKind::Exact { .. } => 0,
+            MoneyKind::Float => 0f64.to_bits() as i64,
+        };
+        let State {
+            table,
+            arena,
+            hasher,
+            text_keys,
+            max_customers,
+            ..
+        } = self;
+        let text = *text_keys;
+        let at_limit = table.len() >= *max_customers;
+        // one probe: the closures read the arena only while the slot is being found
+        let slot = {
+            let arena_ref: &Vec<u8> = arena;
+            table.entry(
+                hash,
+                |e| Self::key_of(arena_ref, text, e) == key,
+                |e| Self::hash_key(hasher, Self::key_of(arena_ref, text, e)),
+            )
+        };
+        match slot {
+            hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                if at_limit {
+                    return Err(customer_limit(*max_customers));
+                }
+                let stored = match key {
+                    Key::Int(k) => k as u64,
+                    Key::Text(t) => {
+                        let off = arena.len();
+                        if off + t.len() > u32::MAX as usize {
+                            return Err(too_many_customers(v.into_table().len()));
+                        }
+                        arena.extend_from_slice(t);
+                        ((off as u64) << 32) | t.len() as u64
+                    }
+                };
+                Ok(v.insert(Entry {
+                    key: stored,
+                    money: empty_money,
+                    last: 0,
+                    freq: 0,
+                })
+                .into_mut())
+            }
+        }
+    }
+
+    /// Rescales every exact total to `scale`.
+    fn raise_scale(&mut self, scale: u32) -> Result<()> {
+        if let MoneyKind::Exact { scale: old } = self.money {
+            if scale > old {
+                let factor = i64::try_from(numeric::pow10(scale - old).ok_or_else(overflow)?)
+                    .map_err(|_| overflow())?;
+                for e in self.table.iter_mut() {
+                    e.money = e.money.checked_mul(factor).ok_or_else(overflow)?;
+                }
+                self.money = MoneyKind::Exact { scale };
+            }
+        }
+        Ok(())
+    }
+
+    fn in_window(&self, ts: i64) -> bool {
+        ts > self.config.window_start && ts <= self.config.as_of
+    }
+
+    /// The stamp of an instant in the window (checked by [`Config::validate`] to fit).
+    fn stamp(&self, ts: i64) -> Stamp {
+        ((ts - self.base) / MICROS + 1) as Stamp
+    }
+
+    /// Counts one row of `e` in the window: a purchase at `stamp`, or a return.
+    fn count_row(e: &mut Entry, purchase: Option<Stamp>) -> Result<()> {
+        match purchase {
+            Some(s) => {
+                e.last = if e.freq == 0 { s } else { e.last.max(s) };
+                e.freq = e.freq.checked_add(1).ok_or_else(too_many_rows)?;
+            }
+            None if e.freq == 0 => e.last = e.last.checked_add(1).ok_or_else(too_many_rows)?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Adds one row with an exact amount.
+    pub fn add_exact(&mut self, key: Key, ts: i64, amount: Decimal) -> Result<()> {
+        if ts > self.config.as_of {
+            return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
+        }
+        if !self.in_window(ts) {
+            return self.push(key, 0, RowKind::Outside);
+        }
+        let scale = match self.money {
+            MoneyKind::Exact { scale } => scale,
+            MoneyKind::Float => return Err(RfmError::invalid("mixed amount types")),
+        };
+        if amount.scale > scale {
+            // pending units are at the old scale: add them first
+            self.flush()?;
+            self.raise_scale(amount.scale)?;
+        }
+        let scale = scale.max(amount.scale);
+        let units = numeric::rescale(amount.units, amount.scale, scale).ok_or_else(overflow)?;
+        let units = i64::try_from(units).map_err(|_| overflow())?;
+        let kind = if units >= 0 {
+            RowKind::Purchase(self.stamp(ts))
+        } else {
+            RowKind::Return
+        };
+        self.push(key, units, kind)
+    }
+
+    /// Adds one row with a double precision amount (already checked to be finite).
+    pub fn add_float(&mut self, key: Key, ts: i64, amount: f64) -> Result<()> {
+        if ts > self.config.as_of {
+            return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
+        }
+        if !self.in_window(ts) {
+            return self.push(key, 0, RowKind::Outside);
+        }
+        let kind = if amount >= 0.0 {
+            RowKind::Purchase(self.stamp(ts))
+        } else {
+            RowKind::Return
+        };
+        self.push(key, amount.to_bits() as i64, kind)
+    }
+
+    /// Queues a row; every [`BATCH`] rows, adds them to the table.
+    fn push(&mut self, key: Key, money: i64, kind: RowKind) -> Result<()> {
+        let key = match key {
+            Key::Int(k) => k as u64,
+            Key::Text(t) => {
+                let off = self.pending_text.len() as u64;
+                self.pending_text.extend_from_slice(t);
+                (off << 32) | t.len() as u64
+            }
+        };
+        self.pending.push(Row { key, money, kind });
+        if self.pending.len() >= BATCH {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds the pending rows to the table, in the order they came.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut rows = std::mem::take(&mut self.pending);
+        let mut text = std::mem::take(&mut self.pending_text);
+        let exact = self.exact();
+        let mut result = Ok(());
+        for r in &rows {
+            let key = if self.text_keys {
+                let (off, len) = ((r.key >> 32) as usize, (r.key & 0xFFFF_FFFF) as usize);
+                Key::Text(&text[off..off + len])
+            } else {
+                Key::Int(r.key as i64)
+            };
+            let step = self.entry(key).and_then(|e| {
+                let purchase = match r.kind {
+                    RowKind::Outside => return Ok(()),
+                    RowKind::Purchase(s) => Some(s),
+                    RowKind::Return => None,
+                };
+                e.money = if exact {
+                    e.money.checked_add(r.money).ok_or_else(overflow)?
+                } else {
+                    (f64::from_bits(e.money as u64) + f64::from_bits(r.money as u64)).to_bits()
+                        as i64
+                };
+                Self::count_row(e, purchase)
+            });
+            if r.kind != RowKind::Outside {
+                self.window_rows += 1;
+            }
+            if let Err(e) = step {
+                result = Err(e);
+                break;
+            }
+        }
+        // keep the buffers' memory for the next batch
+        rows.clear();
+        text.clear();
+        self.pending = rows;
+        self.pending_text = text;
+        result
+    }
+
+    /// Merges `other` (a partial state of the same aggregate) into `self`.
+    pub fn merge(&mut self, mut other: State) -> Result<()> {
+        self.flush()?;
+        other.flush()?;
+        if other.config != self.config
+            || other.text_keys != self.text_keys
+            || std::mem::discriminant(&other.money) != std::mem::discriminant(&self.money)
+        {
+            return Err(RfmError::invalid(
+                "options and argument types must be the same for every row",
+            ));
+        }
+        if let (MoneyKind::Exact { scale: a }, MoneyKind::Exact { scale: b }) =
+            (self.money, other.money)
+        {
+            self.raise_scale(b)?;
+            other.raise_scale(a)?;
+        }
+        let exact = matches!(self.money, MoneyKind::Exact { .. });
+        let text = other.text_keys;
+        self.window_rows += other.window_rows;
+        for o in other.table.iter() {
+            let key = Self::key_of(&other.arena, text, o);
+            let e = self.entry(key)?;
+            if exact {
+                e.money = e.money.checked_add(o.money).ok_or_else(overflow)?;
+            } else {
+                e.money = (f64::from_bits(e.money as u64) + f64::from_bits(o.money as u64))
+                    .to_bits() as i64;
+            }
+            e.last = match (e.freq, o.freq) {
+                (0, 0) => e.last.checked_add(o.last).ok_or_else(too_many_rows)?, // return rows
+                (0, _) => o.last,
+                (_, 0) => e.last,
+                _ => e.last.max(o.last),
+            };
+            e.freq = e.freq.checked_add(o.freq).ok_or_else(too_many_rows)?;
+        }
+        Ok(())
+    }
+
+    /// Serialized state (version [`STATE_VERSION`]); pending rows are added first.
+    pub fn serialize(&mut self) -> Result<Vec<u8>> {
+        self.flush()?;
+        let mut w = Writer::new(STATE_VERSION, 64 + self.table.len() * 24 + self.arena.len());
+        self.config.write(&mut w);
+        w.u8(self.text_keys as u8);
+        match self.money {
+            MoneyKind::Exact { scale } => {
+                w.u8(1);
+                w.u32(scale);
+            }
+            MoneyKind::Float => {
+                w.u8(0);
+                w.u32(0);
+            }
+        }
+        w.bytes(&self.arena);
+        w.u64(self.window_rows);
+        w.u64(self.table.len() as u64);
+        for e in self.table.iter() {
+            w.u64(e.key);
+            w.i64(e.money);
+            w.u32(e.last);
+            w.u32(e.freq);
+        }
+        Ok(w.finish())
+    }
+
+    pub fn deserialize(bytes: &[u8]) -> Option<State> {
+        let mut r = Reader::new(bytes, STATE_VERSION)?;
+        let config = Config::read(&mut r)?;
+        let text_keys = r.u8()? != 0;
+        let exact = r.u8()? != 0;
+        let scale = r.u32()?;
+        let arena = r.bytes()?.to_vec();
+        let window_rows = r.u64()?;
+        // 24 bytes an entry: a forged count fails here, before the table is allocated
+        let n = r.count_u64(24)?;
+        let mut state = State::new(config, text_keys, exact);
+        if exact {
+            state.money = MoneyKind::Exact { scale };
+        }
+        state.arena = arena;
+        state.window_rows = window_rows;
+        state.table.reserve(n, |_| 0);
+        for _ in 0..n {
+            let e = Entry {
+                key: r.u64()?,
+                money: r.i64()?,
+                last: r.u32()?,
+                freq: r.u32()?,
+            };
+            if text_keys {
+                let (off, len) = ((e.key >> 32) as usize, (e.key & 0xFFFF_FFFF) as usize);
+                if off.checked_add(len)? > state.arena.len() {
+                    return None;
+                }
+            }
+            let hash = Self::hash_key(&state.hasher, Self::key_of(&state.arena, text_keys, &e));
+            let (arena, hasher) = (&state.arena, &state.hasher);
+            state.table.insert_unique(hash, e, |x| {
+                Self::hash_key(hasher, Self::key_of(arena, text_keys, x))
+            });
+        }
+        r.end()?;
+        Some(state)
+    }
+}
+
+/// Version 3: 24-byte entries, the latest purchase as a stamp; the options carry
+/// `abc_min_sales` and `keep_excluded`.
+const STATE_VERSION: u8 = 3;
+
+fn too_many_rows() -> RfmError {
+    RfmError::new(
+        ErrorKind::ProgramLimit,
+        "a customer has more than 4294967295 rows in the window",
+    )
+    .with_hint("Pre-aggregate the rows, for example one row per order.")
+}
+
+/// The error for the customer beyond `max` (the `rfm.max_customers` setting).
+fn customer_limit(max: usize) -> RfmError {
+    RfmError::new(
+        ErrorKind::ProgramLimit,
+        format!(
+            "rfm.analyze saw {} customers; one analysis holds at most {max} (rfm.max_customers)",
+            max.saturating_add(1)
+        ),
+    )
+    .with_hint("Filter the rows with WHERE, or partition the work, for example GROUP BY region.")
+}
+
+fn too_many_customers(n: usize) -> RfmError {
+    RfmError::new(
+        ErrorKind::ProgramLimit,
+        format!("the analysis of {n} customers does not fit in one value (1 GB)"),
+    )
+    .with_hint("Filter the rows with WHERE, or partition the work, for example GROUP BY region.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::testing::{config, days, dec, DAY};
+    use crate::analysis::{finalize, Analysis, Method};
+
+    #[test]
+    fn merge_and_serialize_give_the_same_analysis() {
+        let c = config(Method::Quantile);
+        let d = days(&c);
+        let rows: Vec<(i64, i64, i128)> = (0..500)
+            .map(|i| {
+                (
+                    (i * 7919) % 97,
+                    100 * DAY - (i * 104729 % 300) * DAY / 3,
+                    (i * 31 % 200) as i128 - 10,
+                )
+            })
+            .collect();
+        let mut whole = State::new(c.clone(), false, true);
+        let mut left = State::new(c.clone(), false, true);
+        let mut right = State::new(c.clone(), false, true);
+        for (i, (k, t, a)) in rows.iter().enumerate() {
+            let scale = if i % 3 == 0 { 2 } else { 1 };
+            let amount = dec(*a * if scale == 2 { 10 } else { 1 }, scale);
+            whole.add_exact(Key::Int(*k), *t, amount).unwrap();
+            let part = if i % 2 == 0 { &mut left } else { &mut right };
+            part.add_exact(Key::Int(*k), *t, amount).unwrap();
+        }
+        let right = State::deserialize(&right.serialize().unwrap()).unwrap();
+        left.merge(right).unwrap();
+        let bytes = finalize(whole, &d).unwrap();
+        assert_eq!(bytes, finalize(left, &d).unwrap());
+        let a = Analysis::deserialize(&bytes, true).unwrap();
+        assert_eq!(
+            a.customers,
+            Analysis::customers(&bytes).unwrap().collect::<Vec<_>>()
+        );
+        let small = Analysis::deserialize(&bytes, false).unwrap();
+        assert!(small.customers.is_empty());
+        assert_eq!(small.summary, a.summary);
+        let total: i64 = a.summary.iter().map(|s| s.customers).sum();
+        assert_eq!(total, a.overview.active_customers);
+    }
+
+    #[test]
+    fn the_customer_limit_is_exact_whatever_the_batches() {
+        let c = config(Method::Quantile);
+        let mut s = State::new(c, false, true);
+        s.max_customers = 100;
+        for i in 0..1000 {
+            s.add_exact(Key::Int(i % 100), 90 * DAY, dec(1, 0)).unwrap();
+        }
+        s.flush().unwrap();
+        assert_eq!(s.len(), 100);
+        // the 101st customer fails, in whichever call adds its batch
+        let err = (0..BATCH)
+            .find_map(|_| s.add_exact(Key::Int(100), 90 * DAY, dec(1, 0)).err())
+            .or_else(|| s.flush().err())
+            .unwrap();
+        assert_eq!(err.kind, ErrorKind::ProgramLimit);
+        assert_eq!(
+            err.message,
+            "rfm.analyze saw 101 customers; one analysis holds at most 100 (rfm.max_customers)"
+        );
+    }
+
+    #[test]
+    fn an_entry_stays_small() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+    }
+}
