@@ -168,6 +168,96 @@ LEFT JOIN LATERAL (SELECT * FROM rfm.runs x WHERE x.segmentation_id = v.id AND x
 COMMENT ON VIEW segmentation_catalog IS
     'Every segmentation the current role may see: kind, mode, owner, source, last refresh, last error, and what it may see (all, or rows: only customers whose source rows it may read)';
 
+
+-- Every column of every view has a comment (BI tools show them; a catalog test in
+-- tests/pg_regress/sql/privileges.sql fails for a column without one).
+COMMENT ON COLUMN customer_segments.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN customer_segments.customer_key IS 'Customer key as text (as in the source column)';
+COMMENT ON COLUMN customer_segments.segment IS 'Effective segment: the manual one when set, else the automatic one';
+COMMENT ON COLUMN customer_segments.automatic_segment IS 'Segment (or ABC tier) computed by the latest refresh; NULL for a customer known only through an override';
+COMMENT ON COLUMN customer_segments.manual_segment IS 'Segment set by rfm.set_override, or NULL';
+COMMENT ON COLUMN customer_segments.r IS 'Recency score, 1 (longest ago) .. buckets (most recent)';
+COMMENT ON COLUMN customer_segments.f IS 'Frequency score, 1 .. buckets (most purchases)';
+COMMENT ON COLUMN customer_segments.m IS 'Monetary score, 1 .. buckets (highest value)';
+COMMENT ON COLUMN customer_segments.fm IS 'Combined frequency-monetary score ceil((f + m) / 2)';
+COMMENT ON COLUMN customer_segments.rfm_code IS 'The three scores as text, e.g. 545';
+COMMENT ON COLUMN customer_segments.recency_days IS 'Days from the latest purchase to as_of, in the session time zone';
+COMMENT ON COLUMN customer_segments.frequency IS 'Purchase rows in the window (0 for an excluded customer given a default ABC tier)';
+COMMENT ON COLUMN customer_segments.monetary IS 'Sum of all amounts in the window, returns included (exact for numeric amounts)';
+COMMENT ON COLUMN customer_segments.abc_tier IS 'ABC tier by cumulative share of positive revenue, or NULL below the minimum sales';
+COMMENT ON COLUMN customer_segments.updated_at IS 'When the effective segment was last set: the latest refresh or override';
+COMMENT ON COLUMN segment_summary.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN segment_summary.position IS 'Display order of the segment in its scheme (1 first)';
+COMMENT ON COLUMN segment_summary.segment IS 'Segment (or ABC tier); every segment of the scheme, empty ones included';
+COMMENT ON COLUMN segment_summary.customers IS 'Customers whose effective segment this is';
+COMMENT ON COLUMN segment_summary.pct_customers IS 'Share of the segmentation''s customers, in percent (0-100, two decimals)';
+COMMENT ON COLUMN segment_summary.revenue IS 'Sum of the monetary values of these customers';
+COMMENT ON COLUMN segment_summary.pct_revenue IS 'Share of the segmentation''s revenue, in percent (0-100, two decimals)';
+COMMENT ON COLUMN segment_summary.avg_revenue IS 'Revenue per customer (two decimals)';
+COMMENT ON COLUMN segment_summary.avg_frequency IS 'Mean purchases per customer in the window (two decimals)';
+COMMENT ON COLUMN segment_summary.avg_recency_days IS 'Mean days since the latest purchase (two decimals)';
+COMMENT ON COLUMN kpi_overview.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN kpi_overview.as_of IS 'End of the window of the latest refresh';
+COMMENT ON COLUMN kpi_overview.period IS 'Length of the window';
+COMMENT ON COLUMN kpi_overview.active_customers IS 'Customers assigned by the latest refresh (with a purchase in the window; ABC: with a tier)';
+COMMENT ON COLUMN kpi_overview.total_revenue IS 'Sum of the monetary values of the active customers';
+COMMENT ON COLUMN kpi_overview.excluded_customers IS 'Customers with a row at or before as_of but no purchase in the window';
+COMMENT ON COLUMN kpi_overview.transactions IS 'Rows in the window of the active customers, returns included';
+COMMENT ON COLUMN kpi_overview.last_refresh IS 'When the latest refresh finished';
+COMMENT ON COLUMN segment_thresholds.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN segment_thresholds.metric IS 'recency, frequency or monetary';
+COMMENT ON COLUMN segment_thresholds.score IS 'The score these bounds give';
+COMMENT ON COLUMN segment_thresholds.lower_bound IS 'Values above it (at or above it for fixed frequency and monetary thresholds) get this score; NULL: unbounded';
+COMMENT ON COLUMN segment_thresholds.upper_bound IS 'Values up to it (below it for fixed frequency and monetary thresholds) get this score; NULL: unbounded';
+COMMENT ON COLUMN segment_thresholds.customers IS 'Customers with this score in the latest refresh';
+COMMENT ON COLUMN segment_grid.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN segment_grid.r IS 'Recency score of the cell (rows of the grid)';
+COMMENT ON COLUMN segment_grid.fm IS 'Combined frequency-monetary score of the cell (columns of the grid)';
+COMMENT ON COLUMN segment_grid.segment IS 'Segment of the whole cell, or NULL where the scheme splits the cell';
+COMMENT ON COLUMN segment_grid.customers IS 'Customers in the cell (automatic scores of the latest refresh)';
+COMMENT ON COLUMN segment_grid.revenue IS 'Sum of the monetary values of those customers';
+COMMENT ON COLUMN segment_grid.recency_lower IS 'Lower bound of the recency score r, in days (see segment_thresholds)';
+COMMENT ON COLUMN segment_grid.recency_upper IS 'Upper bound of the recency score r, in days';
+COMMENT ON COLUMN segment_grid.frequency_lower IS 'Lower bound of the frequency score equal to fm';
+COMMENT ON COLUMN segment_grid.frequency_upper IS 'Upper bound of the frequency score equal to fm';
+COMMENT ON COLUMN segment_grid.monetary_lower IS 'Lower bound of the monetary score equal to fm';
+COMMENT ON COLUMN segment_grid.monetary_upper IS 'Upper bound of the monetary score equal to fm';
+COMMENT ON COLUMN segment_movement.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN segment_movement.run_id IS 'The refresh that moved the customers (rfm.runs)';
+COMMENT ON COLUMN segment_movement.as_of IS 'as_of of that refresh';
+COMMENT ON COLUMN segment_movement.finished_at IS 'When that refresh finished';
+COMMENT ON COLUMN segment_movement.from_segment IS 'Segment before the refresh; NULL: the customers entered';
+COMMENT ON COLUMN segment_movement.to_segment IS 'Segment after the refresh; NULL: the customers left';
+COMMENT ON COLUMN segment_movement.customers IS 'Customers that moved this way';
+COMMENT ON COLUMN segment_movement.revenue IS 'Their monetary value in that refresh (0 for customers that left)';
+COMMENT ON COLUMN segment_trend.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN segment_trend.run_id IS 'The refresh (rfm.runs)';
+COMMENT ON COLUMN segment_trend.as_of IS 'as_of of that refresh';
+COMMENT ON COLUMN segment_trend.finished_at IS 'When that refresh finished';
+COMMENT ON COLUMN segment_trend.position IS 'Display order of the segment in its scheme';
+COMMENT ON COLUMN segment_trend.segment IS 'Segment (or ABC tier), automatic assignment';
+COMMENT ON COLUMN segment_trend.customers IS 'Customers automatically in the segment after that refresh';
+COMMENT ON COLUMN segment_trend.revenue IS 'Their monetary value';
+COMMENT ON COLUMN segmentation_catalog.name IS 'Name of the segmentation';
+COMMENT ON COLUMN segmentation_catalog.owner IS 'Role that owns it; refreshes read the source with its rights';
+COMMENT ON COLUMN segmentation_catalog.kind IS 'rfm or abc';
+COMMENT ON COLUMN segmentation_catalog.mode IS 'dynamic (recomputed by every refresh) or static (computed once)';
+COMMENT ON COLUMN segmentation_catalog.active IS 'Whether rfm.refresh_all refreshes it';
+COMMENT ON COLUMN segmentation_catalog.source IS 'Table or view read by a refresh, or its name followed by (dropped)';
+COMMENT ON COLUMN segmentation_catalog.customer_column IS 'Column of the source holding the customer key';
+COMMENT ON COLUMN segmentation_catalog.time_column IS 'Column of the source holding the time of the order';
+COMMENT ON COLUMN segmentation_catalog.amount_column IS 'Column of the source holding the amount (negative: a return)';
+COMMENT ON COLUMN segmentation_catalog.options IS 'Options of the definition (rfm.analyze options plus year, min_sales, default_tier, excluded_tiers)';
+COMMENT ON COLUMN segmentation_catalog.created_at IS 'When it was created';
+COMMENT ON COLUMN segmentation_catalog.updated_at IS 'When its definition last changed';
+COMMENT ON COLUMN segmentation_catalog.last_run_id IS 'The latest finished refresh (rfm.runs)';
+COMMENT ON COLUMN segmentation_catalog.last_as_of IS 'as_of of the latest refresh';
+COMMENT ON COLUMN segmentation_catalog.last_refresh IS 'When the latest refresh finished';
+COMMENT ON COLUMN segmentation_catalog.customers IS 'Customers assigned by the latest refresh (NULL for a role that sees only some of them)';
+COMMENT ON COLUMN segmentation_catalog.last_error IS 'SQLSTATE and message of the latest failed refresh by rfm.refresh_all; NULL after a successful one';
+COMMENT ON COLUMN segmentation_catalog.last_error_at IS 'When that refresh failed';
+COMMENT ON COLUMN segmentation_catalog.access IS 'What the current role sees: all, or rows (only customers whose source rows it may read)';
+
 CREATE FUNCTION segments_of(segmentation text) RETURNS TABLE (ordinal integer, segment text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT g.ordinal, g.segment

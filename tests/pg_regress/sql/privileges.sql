@@ -28,3 +28,15 @@ FROM objects ORDER BY kind, name;
 SELECT has_schema_privilege('public', 'rfm', 'USAGE') AS public_usage,
        has_schema_privilege('public', 'rfm', 'CREATE') AS public_create,
        has_schema_privilege('rfm_admin', 'rfm', 'CREATE') AS admin_create;
+-- every column of every view of the extension (but the internal _visible_segmentations,
+-- which no role may read) has a comment
+SELECT c.relname AS view, a.attname AS column_without_comment
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = 'rfm' AND c.relkind = 'v' AND c.relname !~ '^_'
+  AND col_description(c.oid, a.attnum) IS NULL
+ORDER BY 1, 2;
+SELECT count(*) AS commented_view_columns
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = 'rfm' AND c.relkind = 'v' AND col_description(c.oid, a.attnum) IS NOT NULL;
