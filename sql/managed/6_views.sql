@@ -169,6 +169,91 @@ COMMENT ON VIEW segmentation_catalog IS
     'Every segmentation the current role may see: kind, mode, owner, source, last refresh, last error, and what it may see (all, or rows: only customers whose source rows it may read)';
 
 
+-- The segment performance report (the ERP plan's): for the customers currently in each
+-- segment, their revenue this calendar month (up to as_of), last month, the change in
+-- percent, the year to date and its share of the year to date of all segments. The source
+-- is read with the caller's rights (this function is SECURITY INVOKER): grants and
+-- row-level security apply as to any query of the caller's.
+CREATE FUNCTION segment_performance(segmentation text, as_of date DEFAULT current_date)
+RETURNS TABLE (segment text, customers bigint, revenue_this_month numeric, revenue_last_month numeric,
+               pct_change numeric, revenue_ytd numeric, pct_of_total_ytd numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c rfm.segmentation_catalog;
+    src regclass;
+    month_start date;
+    last_month_start date;
+    year_start date;
+BEGIN
+    PERFORM rfm._not_null(segmentation, 'segmentation', 'segment_performance');
+    PERFORM rfm._not_null(as_of, 'as_of', 'segment_performance');
+    SELECT * INTO c FROM rfm.segmentation_catalog x WHERE x.name = segment_performance.segmentation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('segmentation "%s" does not exist', segment_performance.segmentation),
+            HINT = 'rfm.segmentation_catalog lists the segmentations you may see.';
+    END IF;
+    src := to_regclass(c.source);
+    IF src IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+            MESSAGE = format('the source %s of segmentation "%s" no longer exists', c.source, c.name);
+    END IF;
+    month_start := date_trunc('month', as_of)::date;
+    last_month_start := (month_start - interval '1 month')::date;
+    year_start := date_trunc('year', as_of)::date;
+    RETURN QUERY EXECUTE format($q$
+        WITH r AS (
+            SELECT %1$I::pg_catalog.text AS k,
+                   sum(%3$I::pg_catalog.numeric) FILTER (WHERE %2$I >= $1) AS this_month,
+                   sum(%3$I::pg_catalog.numeric) FILTER (WHERE %2$I >= $2 AND %2$I < $1) AS last_month,
+                   sum(%3$I::pg_catalog.numeric) FILTER (WHERE %2$I >= $3) AS ytd
+            FROM %4$s
+            WHERE %2$I >= $6 AND %2$I < $4 AND %1$I IS NOT NULL
+            GROUP BY 1),
+        s AS (
+            SELECT cs.segment, count(*) AS customers, coalesce(sum(r.this_month), 0) AS this_month,
+                   coalesce(sum(r.last_month), 0) AS last_month, coalesce(sum(r.ytd), 0) AS ytd
+            FROM rfm.customer_segments cs LEFT JOIN r ON r.k = cs.customer_key
+            WHERE cs.segmentation = $5
+            GROUP BY cs.segment)
+        SELECT g.segment, coalesce(s.customers, 0)::bigint,
+               round(coalesce(s.this_month, 0), 2), round(coalesce(s.last_month, 0), 2),
+               round(100 * (s.this_month - s.last_month) / nullif(s.last_month, 0), 2),
+               round(coalesce(s.ytd, 0), 2),
+               round(100 * coalesce(s.ytd, 0) / nullif(sum(s.ytd) OVER (), 0), 2)
+        FROM rfm.segments_of($5) g LEFT JOIN s ON s.segment = g.segment
+        ORDER BY g.ordinal$q$,
+        c.customer_column, c.time_column, c.amount_column, src)
+    USING month_start::timestamptz, last_month_start::timestamptz, year_start::timestamptz,
+          (as_of + 1)::timestamptz, c.name, least(last_month_start, year_start)::timestamptz;
+END
+$$;
+COMMENT ON FUNCTION segment_performance(text, date) IS
+    'Revenue per segment this month (to date), last month, % change, year to date and % of the year to date, of the customers currently in each segment; reads the source with the caller''s rights';
+
+-- The report as of the latest refresh of every segmentation whose source the current role
+-- may read (the function reads it with the role's rights).
+CREATE VIEW segment_performance_latest AS
+SELECT c.name AS segmentation, c.last_as_of::date AS as_of, p.segment, p.customers,
+       p.revenue_this_month, p.revenue_last_month, p.pct_change, p.revenue_ytd, p.pct_of_total_ytd
+FROM rfm.segmentation_catalog c
+CROSS JOIN LATERAL rfm.segment_performance(c.name, c.last_as_of::date) p
+WHERE c.last_as_of IS NOT NULL
+  AND pg_catalog.has_column_privilege(to_regclass(c.source), c.customer_column, 'SELECT')
+  AND pg_catalog.has_column_privilege(to_regclass(c.source), c.time_column, 'SELECT')
+  AND pg_catalog.has_column_privilege(to_regclass(c.source), c.amount_column, 'SELECT');
+COMMENT ON VIEW segment_performance_latest IS
+    'rfm.segment_performance as of the latest refresh of each segmentation whose source the current role may read';
+COMMENT ON COLUMN segment_performance_latest.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN segment_performance_latest.as_of IS 'The day of the latest refresh''s as_of: the report runs to the end of it';
+COMMENT ON COLUMN segment_performance_latest.segment IS 'Segment (or ABC tier); every segment of the scheme, in order, empty ones included';
+COMMENT ON COLUMN segment_performance_latest.customers IS 'Customers currently in the segment (effective segments)';
+COMMENT ON COLUMN segment_performance_latest.revenue_this_month IS 'Their revenue from the first of as_of''s month to the end of as_of (returns included, two decimals)';
+COMMENT ON COLUMN segment_performance_latest.revenue_last_month IS 'Their revenue in the calendar month before';
+COMMENT ON COLUMN segment_performance_latest.pct_change IS 'Change from last month to this month, in percent (0-100 scale, two decimals); NULL when last month is 0';
+COMMENT ON COLUMN segment_performance_latest.revenue_ytd IS 'Their revenue from January 1 to the end of as_of';
+COMMENT ON COLUMN segment_performance_latest.pct_of_total_ytd IS 'Share of the year-to-date revenue of all segments, in percent (two decimals)';
+
 -- Every column of every view has a comment (BI tools show them; a catalog test in
 -- tests/pg_regress/sql/privileges.sql fails for a column without one).
 COMMENT ON COLUMN customer_segments.segmentation IS 'Name of the segmentation';

@@ -10,7 +10,7 @@ REVOKE ALL ON _visible_segmentations FROM PUBLIC;
 -- The views: readers (rfm_admin is a member of rfm_reader). Each row is filtered by what
 -- the reading role may see (part 6).
 GRANT SELECT ON customer_segments, segment_summary, kpi_overview, segment_thresholds, segment_grid,
-    segment_movement, segment_trend, segmentation_catalog TO rfm_reader;
+    segment_movement, segment_trend, segmentation_catalog, segment_performance_latest TO rfm_reader;
 
 -- Functions are executable by PUBLIC when created; take that back from everything of the
 -- managed layer, then grant what each role needs.
@@ -63,7 +63,8 @@ REVOKE EXECUTE ON FUNCTION
     unschedule_refresh(text),
     _access(regrole, regclass, name, name, name, boolean),
     _visible_keys(regclass, name),
-    segments_of(text)
+    segments_of(text),
+    segment_performance(text, date)
 FROM PUBLIC;
 
 -- Administrators: the public management functions (entry points). The _do_* implementations
@@ -77,11 +78,14 @@ GRANT EXECUTE ON FUNCTION
     schedule_refresh(text, text), unschedule_refresh(text)
 TO rfm_admin;
 
--- Readers: what the views call with the reader's identity, and segments_of.
+-- Readers: what the views call with the reader's identity, segments_of and
+-- segment_performance (and the NULL check the latter uses).
 GRANT EXECUTE ON FUNCTION
+    _not_null(anyelement, text, text),
     _assigned(analysis, text, text, text[], text[]),
     _segments(text, jsonb),
     _access(regrole, regclass, name, name, name, boolean),
     _visible_keys(regclass, name),
-    segments_of(text)
+    segments_of(text),
+    segment_performance(text, date)
 TO rfm_reader;

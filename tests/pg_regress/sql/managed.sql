@@ -149,6 +149,39 @@ SELECT rfm.drop_segmentation('june'), rfm.drop_segmentation('rolling');
 -- pg_cron is not installed here: a clear error
 SELECT rfm_test.error_of($$SELECT rfm.schedule_refresh('main', '0 3 * * *')$$);
 
+-- segment performance: the revenue of each segment's current customers this month, last
+-- month and this year, against plain SQL over the source
+WITH per AS (
+    SELECT customer_id::text AS customer_key,
+           sum(amount) FILTER (WHERE ordered_at >= '2025-12-01' AND ordered_at < '2026-01-01') AS this_month,
+           sum(amount) FILTER (WHERE ordered_at >= '2025-11-01' AND ordered_at < '2025-12-01') AS last_month,
+           sum(amount) FILTER (WHERE ordered_at >= '2025-01-01' AND ordered_at < '2026-01-01') AS ytd
+    FROM mg_tx GROUP BY 1),
+ref AS (
+    SELECT c.segment, count(*) AS customers, coalesce(sum(p.this_month), 0) AS this_month,
+           coalesce(sum(p.last_month), 0) AS last_month, coalesce(sum(p.ytd), 0) AS ytd
+    FROM rfm.customer_segments c LEFT JOIN per p USING (customer_key)
+    WHERE c.segmentation = 'main' GROUP BY 1)
+SELECT f.segment, f.customers, f.revenue_this_month, f.revenue_last_month, f.pct_change, f.revenue_ytd,
+       f.pct_of_total_ytd,
+       (f.customers, f.revenue_this_month, f.revenue_last_month, f.revenue_ytd)
+       = (coalesce(r.customers, 0), coalesce(r.this_month, 0), coalesce(r.last_month, 0), coalesce(r.ytd, 0))
+       AS matches_plain_sql
+FROM rfm.segment_performance('main', '2025-12-31') WITH ORDINALITY f
+LEFT JOIN ref r USING (segment) ORDER BY f.ordinality;
+SELECT round(sum(pct_of_total_ytd)) AS pct_adds_up_to_100 FROM rfm.segment_performance('main', '2025-12-31');
+SELECT (SELECT count(*) FROM rfm.segment_performance_latest WHERE segmentation = 'main') AS view_rows,
+       (SELECT count(*) FROM (
+           (SELECT segment, customers, revenue_this_month, revenue_last_month, pct_change, revenue_ytd, pct_of_total_ytd
+            FROM rfm.segment_performance_latest WHERE segmentation = 'main'
+            EXCEPT SELECT * FROM rfm.segment_performance('main', '2025-12-31'))
+           UNION ALL
+           (SELECT * FROM rfm.segment_performance('main', '2025-12-31')
+            EXCEPT SELECT segment, customers, revenue_this_month, revenue_last_month, pct_change, revenue_ytd, pct_of_total_ytd
+            FROM rfm.segment_performance_latest WHERE segmentation = 'main')) d) AS rows_differing_from_the_function;
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('nope')$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('main', NULL)$$);
+
 -- grid views agree with rfm.grid, for 5 buckets and for a scheme-less 10-bucket segmentation
 SELECT rfm.create_segmentation('deciles', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
                                '{"as_of": "2025-12-31 23:59:59+00", "buckets": 10, "scheme": null}') > 0;

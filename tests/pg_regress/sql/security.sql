@@ -94,6 +94,9 @@ SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'sec_mai
        (SELECT sum(customers) FROM rfm.segment_movement) AS movement_customers,
        (SELECT access FROM rfm.segmentation_catalog WHERE name = 'sec_main') AS access;
 SELECT bool_and(customer_key::bigint <= 30) AS only_visible_keys FROM rfm.customer_segments;
+-- the performance report reads the source with the reader's own rights: its customers only
+SELECT sum(customers) AS performance_customers FROM rfm.segment_performance('sec_main', '2025-12-31');
+SELECT count(DISTINCT segmentation) AS performance_view_segmentations FROM rfm.segment_performance_latest;
 RESET ROLE;
 SELECT count(DISTINCT customer_id) AS north_customers_up_to_30 FROM sec.tx WHERE region = 'north' AND customer_id <= 30;
 -- the owner grants the segmentation: the reader sees it as the owner does
@@ -103,10 +106,14 @@ SET ROLE sec_reader;
 SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'sec_main')
      = (SELECT active_customers FROM rfm.kpi_overview WHERE segmentation = 'sec_main') AS granted_reader_sees_all,
        (SELECT access FROM rfm.segmentation_catalog WHERE name = 'sec_main') AS access;
+-- but the performance report reads the source itself, which the grant does not open
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('sec_main', '2025-12-31')$$);
+SELECT count(*) AS performance_view_rows FROM rfm.segment_performance_latest;
 SET ROLE sec_admin1;
 SELECT rfm.revoke_segmentation('sec_main', 'sec_reader') AS revoked, rfm.revoke_segmentation('sec_main', 'sec_reader') AS again;
 SET ROLE sec_reader;
 SELECT count(*) AS after_revoke FROM rfm.customer_segments;
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('sec_main')$$);
 RESET ROLE;
 ALTER TABLE sec.tx NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE sec.tx DISABLE ROW LEVEL SECURITY;
