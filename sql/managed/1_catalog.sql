@@ -108,6 +108,9 @@ CREATE TABLE overrides (
     note            text,
     set_at          timestamptz NOT NULL DEFAULT now(),
     set_by          name NOT NULL,
+    -- set for a customer the segmentation did not know yet (rfm.set_override(...,
+    -- pre_assignment => true)), e.g. a key account before its first order
+    pre_assignment  boolean NOT NULL DEFAULT false,
     PRIMARY KEY (segmentation_id, customer_key)
 );
 COMMENT ON TABLE overrides IS 'Manual segments; they win over the automatic one and survive refreshes';

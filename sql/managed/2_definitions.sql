@@ -357,6 +357,20 @@ BEGIN
     -- the source is checked only when it changes, so that a segmentation whose source was
     -- dropped (or whose owner lost the right to read it) can still be changed or deactivated
     PERFORM rfm._validate(s, source_changed);
+    -- a change of scheme, kind or tier names must not strand overrides in a segment that
+    -- no longer exists
+    IF EXISTS (SELECT 1 FROM rfm.overrides o WHERE o.segmentation_id = s.id
+               AND NOT EXISTS (SELECT 1 FROM rfm._segments(s.kind, s.options) g WHERE g.segment = o.segment)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('the new options of segmentation "%s" have no segment %s, used by %s override(s)',
+                             s.name,
+                             (SELECT string_agg(DISTINCT quote_literal(o.segment), ', ') FROM rfm.overrides o
+                              WHERE o.segmentation_id = s.id
+                                AND NOT EXISTS (SELECT 1 FROM rfm._segments(s.kind, s.options) g WHERE g.segment = o.segment)),
+                             (SELECT count(*) FROM rfm.overrides o WHERE o.segmentation_id = s.id
+                                AND NOT EXISTS (SELECT 1 FROM rfm._segments(s.kind, s.options) g WHERE g.segment = o.segment))),
+            HINT = format('Move those customers to segments of the new scheme with rfm.set_override, or clear them with rfm.clear_override(%L, key) or rfm.clear_overrides(%L), then alter again.', s.name, s.name);
+    END IF;
     IF source_changed THEN
         s.source_name := s.source::text;
     END IF;

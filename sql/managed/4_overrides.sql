@@ -13,7 +13,16 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                WHERE a.segmentation_id = _automatic.segmentation_id) x ON x.customer_key = k.key
 $$;
 
-CREATE FUNCTION _do_set_override(caller oid, segmentation text, customer_key text, segment text, note text)
+-- Whether the latest refresh of a segmentation assigns a customer.
+CREATE FUNCTION _known(segmentation_id integer, key text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM rfm.assignment a,
+                          rfm._assigned(a.analysis, a.kind, a.default_segment, ARRAY[key], NULL) x
+                   WHERE a.segmentation_id = _known.segmentation_id)
+$$;
+
+CREATE FUNCTION _do_set_override(caller oid, segmentation text, customer_key text, segment text, note text,
+                                 pre_assignment boolean)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -29,15 +38,25 @@ BEGIN
             HINT = format('Segments are: %s.', (SELECT string_agg(g.segment, ', ' ORDER BY g.ordinal)
                                                  FROM rfm._segments(s.kind, s.options) g));
     END IF;
+    PERFORM rfm._not_null(pre_assignment, 'pre_assignment', 'set_override');
     PERFORM 1 FROM rfm.segmentations x WHERE x.id = s.id FOR UPDATE;
     SELECT o.segment INTO before FROM rfm.overrides o
     WHERE o.segmentation_id = s.id AND o.customer_key = _do_set_override.customer_key;
+    -- an override names a customer the segmentation knows, unless it is explicitly set in
+    -- advance: a typo in a key must not create a customer
+    IF before IS NULL AND NOT pre_assignment AND NOT rfm._known(s.id, _do_set_override.customer_key) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('customer "%s" is not in the latest refresh of segmentation "%s"',
+                             _do_set_override.customer_key, s.name),
+            HINT = 'To set the segment of a customer before its first refresh (a new key account, say), pass pre_assignment => true.';
+    END IF;
     IF before IS NULL THEN
         SELECT x.segment INTO before FROM rfm._automatic(s.id, ARRAY[_do_set_override.customer_key]) x;
     END IF;
-    INSERT INTO rfm.overrides (segmentation_id, customer_key, segment, note, set_by)
+    INSERT INTO rfm.overrides (segmentation_id, customer_key, segment, note, set_by, pre_assignment)
     VALUES (s.id, _do_set_override.customer_key, _do_set_override.segment, note,
-            (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = caller))
+            (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = caller),
+            pre_assignment AND NOT rfm._known(s.id, _do_set_override.customer_key))
     ON CONFLICT ON CONSTRAINT overrides_pkey
     DO UPDATE SET segment = EXCLUDED.segment, note = EXCLUDED.note, set_at = now(), set_by = EXCLUDED.set_by;
     IF before IS DISTINCT FROM _do_set_override.segment THEN
@@ -47,10 +66,12 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION set_override(segmentation text, customer_key text, segment text, note text DEFAULT NULL)
+CREATE FUNCTION set_override(segmentation text, customer_key text, segment text, note text DEFAULT NULL,
+                             pre_assignment boolean DEFAULT false)
 RETURNS void
 LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'managed_entry';
-COMMENT ON FUNCTION set_override(text, text, text, text) IS 'Sets a manual segment for one customer. Needs the owner''s rights';
+COMMENT ON FUNCTION set_override(text, text, text, text, boolean) IS
+    'Sets a manual segment for a customer of the latest refresh (or, with pre_assignment, for one not seen yet). Needs the owner''s rights';
 
 -- Clears the overrides of the given customers (all when keys is NULL) and logs every
 -- effective change. Returns how many overrides there were.

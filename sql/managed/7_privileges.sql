@@ -47,8 +47,9 @@ REVOKE EXECUTE ON FUNCTION
     _do_preview(oid, text),
     preview(text),
     _automatic(integer, text[]),
-    _do_set_override(oid, text, text, text, text),
-    set_override(text, text, text, text),
+    _known(integer, text),
+    _do_set_override(oid, text, text, text, text, boolean),
+    set_override(text, text, text, text, boolean),
     _clear(oid, text, text[], text),
     _do_clear_override(oid, text, text),
     clear_override(text, text),
@@ -74,7 +75,7 @@ GRANT EXECUTE ON FUNCTION
     alter_segmentation(text, jsonb, text, boolean, regclass, name, name, name),
     drop_segmentation(text), grant_segmentation(text, regrole), revoke_segmentation(text, regrole),
     refresh(text, boolean), refresh_all(), preview(text),
-    set_override(text, text, text, text), clear_override(text, text), clear_overrides(text),
+    set_override(text, text, text, text, boolean), clear_override(text, text), clear_overrides(text),
     schedule_refresh(text, text), unschedule_refresh(text)
 TO rfm_admin;
 

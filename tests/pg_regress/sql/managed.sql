@@ -80,7 +80,10 @@ SELECT customer_key, segment, manual_segment, segment = manual_segment AS manual
 FROM rfm.customer_segments WHERE segmentation = 'main' AND customer_key = '2';
 SELECT from_segment <> to_segment AS changed, to_segment, run_id IS NULL AS not_a_run
 FROM rfm.history WHERE reason = 'override' AND customer_key = '2';
-SELECT rfm.set_override('main', 'vip-without-sales', 'Loyal');
+-- a key the latest refresh does not know is refused, unless it is explicitly set in advance
+SELECT rfm_test.error_of($$SELECT rfm.set_override('main', 'vip-without-sales', 'Loyal')$$);
+SELECT rfm.set_override('main', 'vip-without-sales', 'Loyal', pre_assignment => true);
+SELECT rfm_test.error_of($$SELECT rfm.set_override('main', '2', 'Champions', pre_assignment => NULL)$$);
 SELECT rfm_test.error_of($$SELECT rfm.set_override('main', '3', 'Gold')$$);
 SELECT rfm_test.error_of($$SELECT rfm.set_override('nope', '3', 'Loyal')$$);
 SELECT rfm.refresh('main') IS NOT NULL AS third_run;
@@ -88,6 +91,11 @@ SELECT customer_key, segment, manual_segment FROM rfm.customer_segments
 WHERE segmentation = 'main' AND customer_key IN ('2', 'vip-without-sales') ORDER BY 1;
 SELECT count(*) AS override_customers_in_third_run_history FROM rfm.history
 WHERE run_id = (SELECT max(id) FROM rfm.runs) AND customer_key IN ('2', 'vip-without-sales');
+-- a change of scheme that would strand an override is refused, and nothing changes
+SELECT rfm.set_override('main', '5', 'Lost');
+SELECT rfm_test.error_of($$SELECT rfm.alter_segmentation('main', options => '{"as_of": "2025-12-31 23:59:59+00", "scheme": "rf10"}')$$);
+SELECT options ->> 'scheme' IS NULL AS scheme_unchanged FROM rfm.segmentations WHERE name = 'main';
+SELECT rfm.clear_override('main', '5') AS cleared_lost;
 SELECT rfm.clear_override('main', '2') AS cleared, rfm.clear_override('main', '2') AS cleared_again;
 SELECT segment = automatic_segment AS back_to_automatic FROM rfm.customer_segments
 WHERE segmentation = 'main' AND customer_key = '2';
