@@ -79,20 +79,28 @@ SELECT v.name AS segmentation, g.ordinal AS position, g.segment,
        round(100.0 * coalesce(g.revenue, 0) / nullif(g.total_revenue, 0), 2) AS pct_revenue,
        round(g.revenue / nullif(g.customers, 0), 2) AS avg_revenue,
        round(g.avg_frequency, 2) AS avg_frequency,
-       round(g.avg_recency_days, 2) AS avg_recency_days
+       round(g.avg_recency_days, 2) AS avg_recency_days,
+       coalesce(g.automatic_customers, 0) AS automatic_customers,
+       coalesce(g.automatic_revenue, 0) AS automatic_revenue
 FROM rfm._visible_segmentations v
 CROSS JOIN LATERAL (
     -- one segmentation at a time, so that a filter on the segmentation decodes only its run
     WITH c AS (SELECT x.segment, count(*) AS customers, coalesce(sum(x.monetary), 0) AS revenue,
                       avg(x.frequency) AS avg_frequency, avg(x.recency_days) AS avg_recency_days
                FROM rfm.customer_segments x WHERE x.segmentation = v.name GROUP BY x.segment),
-    t AS (SELECT sum(c.customers) AS customers, sum(c.revenue) AS revenue FROM c)
+    t AS (SELECT sum(c.customers) AS customers, sum(c.revenue) AS revenue FROM c),
+    a AS (SELECT x.automatic_segment AS segment, count(*) AS customers, coalesce(sum(x.monetary), 0) AS revenue
+          FROM rfm.customer_segments x WHERE x.segmentation = v.name AND x.automatic_segment IS NOT NULL
+          GROUP BY x.automatic_segment)
     SELECT s.ordinal, s.segment, c.customers, c.revenue, c.avg_frequency, c.avg_recency_days,
-           t.customers AS total_customers, t.revenue AS total_revenue
+           t.customers AS total_customers, t.revenue AS total_revenue,
+           a.customers AS automatic_customers, a.revenue AS automatic_revenue
     FROM rfm._segments(v.kind, v.options) s
     LEFT JOIN c ON c.segment = s.segment
+    LEFT JOIN a ON a.segment = s.segment
     CROSS JOIN t) g;
-COMMENT ON VIEW segment_summary IS 'Customers and revenue per segment (effective segments), empty segments included';
+COMMENT ON VIEW segment_summary IS
+    'Customers and revenue per segment of the latest refresh: effective segments (manual overrides applied), and the automatic counts that segment_trend shows; empty segments included';
 
 CREATE VIEW kpi_overview AS
 SELECT v.name AS segmentation, r.as_of, r.period, r.customers AS active_customers,
@@ -274,13 +282,15 @@ COMMENT ON COLUMN customer_segments.updated_at IS 'When the effective segment wa
 COMMENT ON COLUMN segment_summary.segmentation IS 'Name of the segmentation';
 COMMENT ON COLUMN segment_summary.position IS 'Display order of the segment in its scheme (1 first)';
 COMMENT ON COLUMN segment_summary.segment IS 'Segment (or ABC tier); every segment of the scheme, empty ones included';
-COMMENT ON COLUMN segment_summary.customers IS 'Customers whose effective segment this is';
+COMMENT ON COLUMN segment_summary.customers IS 'Customers whose effective segment this is (manual overrides applied)';
 COMMENT ON COLUMN segment_summary.pct_customers IS 'Share of the segmentation''s customers, in percent (0-100, two decimals)';
 COMMENT ON COLUMN segment_summary.revenue IS 'Sum of the monetary values of these customers';
 COMMENT ON COLUMN segment_summary.pct_revenue IS 'Share of the segmentation''s revenue, in percent (0-100, two decimals)';
 COMMENT ON COLUMN segment_summary.avg_revenue IS 'Revenue per customer (two decimals)';
 COMMENT ON COLUMN segment_summary.avg_frequency IS 'Mean purchases per customer in the window (two decimals)';
 COMMENT ON COLUMN segment_summary.avg_recency_days IS 'Mean days since the latest purchase (two decimals)';
+COMMENT ON COLUMN segment_summary.automatic_customers IS 'Customers the latest refresh put in this segment, overrides ignored (the customers of segment_trend for that run)';
+COMMENT ON COLUMN segment_summary.automatic_revenue IS 'Revenue of those customers (the revenue of segment_trend for that run)';
 COMMENT ON COLUMN kpi_overview.segmentation IS 'Name of the segmentation';
 COMMENT ON COLUMN kpi_overview.as_of IS 'End of the window of the latest refresh';
 COMMENT ON COLUMN kpi_overview.period IS 'Length of the window';

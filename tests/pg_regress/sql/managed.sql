@@ -75,6 +75,19 @@ FROM rfm.runs WHERE id = (SELECT max(id) FROM rfm.runs);
 
 -- manual overrides win, survive refreshes and are logged
 SELECT rfm.set_override('main', '2', 'Champions', 'key account');
+-- segment_summary shows effective and automatic counts; the automatic ones are segment_trend's
+SELECT s.segment, s.customers, s.automatic_customers,
+       (s.automatic_customers, s.automatic_revenue) = (t.customers, t.revenue) AS automatic_matches_trend
+FROM rfm.segment_summary s
+JOIN rfm.segment_trend t ON t.segmentation = s.segmentation AND t.segment = s.segment
+ AND t.run_id = (SELECT max(run_id) FROM rfm.segment_trend WHERE segmentation = 'main')
+WHERE s.segmentation = 'main' AND (s.customers <> s.automatic_customers OR s.segment = 'Loyal')
+ORDER BY s.position;
+SELECT bool_and((s.automatic_customers, s.automatic_revenue) = (t.customers, t.revenue)) AS all_automatic_match_trend
+FROM rfm.segment_summary s
+JOIN rfm.segment_trend t ON t.segmentation = s.segmentation AND t.segment = s.segment
+ AND t.run_id = (SELECT max(run_id) FROM rfm.segment_trend WHERE segmentation = 'main')
+WHERE s.segmentation = 'main';
 SELECT customer_key, segment, manual_segment, segment = manual_segment AS manual_wins,
        automatic_segment IS NOT NULL AS automatic_visible
 FROM rfm.customer_segments WHERE segmentation = 'main' AND customer_key = '2';
