@@ -262,6 +262,24 @@ fn assigned(
     })
 }
 
+/// A row of [`assigned`] for a customer without scores.
+fn unscored(key: String, segment: Option<String>, frequency: Option<i64>) -> AssignedRow {
+    let scores = (None, None, None, None, None, None); // r, f, m, fm, rfm_code, recency_days
+    (
+        ServerText(key),
+        segment.map(ServerText),
+        scores.0,
+        scores.1,
+        scores.2,
+        scores.3,
+        scores.4,
+        scores.5,
+        frequency,
+        None, // monetary
+        None, // abc_tier
+    )
+}
+
 /// The rows of [`assigned`], produced one at a time: the customers of the analysis, then
 /// the excluded customers (when the run has a default segment), then the extra keys that
 /// were not seen.
@@ -322,36 +340,14 @@ impl Iterator for AssignedRows {
                 continue;
             }
             self.track(&k);
-            let d = self.default_segment.clone().map(ServerText);
-            return Some((
-                ServerText(k),
-                d,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                Some(0),
-                None,
-                None,
-            ));
+            // an excluded customer: the default segment, no purchase in the window
+            let d = self.default_segment.clone();
+            return Some(unscored(k, d, Some(0)));
         }
         for k in self.extra.by_ref() {
             if !self.seen.contains(&k) && self.only.as_ref().is_none_or(|s| s.contains(&k)) {
-                return Some((
-                    ServerText(k),
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                ));
+                // known only through an override
+                return Some(unscored(k, None, None));
             }
         }
         None

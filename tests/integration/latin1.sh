@@ -8,24 +8,9 @@
 # Ends with "N passed, M failed" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DB=rfm_latin1
-if [ "$(id -u)" = 0 ]; then as_pg=(sudo -u postgres); else as_pg=(); fi
-
-work=$(mktemp -d /tmp/rfm-latin1.XXXXXX)
-chmod 755 "$work"
-[ "$(id -u)" = 0 ] && chown postgres: "$work"
-port=55700
-while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || [ -e "/tmp/.s.PGSQL.$port" ]; do port=$((port + 1)); done
-cleanup() {
-  "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$work/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$work/data" -w -l "$work/server.log" \
-  -o "-p $port -k $work -c listen_addresses='' -c fsync=off" start >/dev/null
+source tests/integration/scratch_cluster.sh
+start_scratch_cluster latin1 55700
 
 # the client speaks UTF-8; the server converts to and from LATIN1
 psql_() {

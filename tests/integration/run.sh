@@ -7,9 +7,8 @@
 # Ends with "N passed, M failed" and exits non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DB=rfm_it
-if [ "$(id -u)" = 0 ]; then as_pg=(sudo -u postgres); else as_pg=(); fi
+source tests/integration/scratch_cluster.sh
 
 echo "==> installing the extension"
 if [ "$(id -u)" = 0 ]; then
@@ -18,22 +17,8 @@ else
   cargo pgrx install --sudo --pg-config "$PG_BIN/pg_config" >/dev/null
 fi
 
-work=$(mktemp -d /tmp/rfm-it.XXXXXX)
-chmod 755 "$work"
-[ "$(id -u)" = 0 ] && chown postgres: "$work"
-port=55600
-while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || [ -e "/tmp/.s.PGSQL.$port" ]; do port=$((port + 1)); done
-cleanup() {
-  "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$work/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$work/data" -w -l "$work/server.log" -o "-p $port -k $work \
-  -c listen_addresses='' -c fsync=off -c shared_preload_libraries=pg_cron \
-  -c cron.database_name=$DB -c cron.use_background_workers=on -c max_worker_processes=16 \
-  -c cron.timezone=UTC" start >/dev/null
+start_scratch_cluster it 55600 -c shared_preload_libraries=pg_cron -c cron.database_name=$DB \
+  -c cron.use_background_workers=on -c max_worker_processes=16 -c cron.timezone=UTC
 
 psql_() { "${as_pg[@]}" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$work" -p "$port" -U postgres "$@"; }
 psql_ -d postgres -c "CREATE DATABASE $DB"
