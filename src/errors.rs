@@ -14,6 +14,10 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::UndefinedObject => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
         ErrorKind::ProgramLimit => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::InvalidBinary => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        ErrorKind::DuplicateObject => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+        ErrorKind::ReservedName => PgSqlErrorCode::ERRCODE_RESERVED_NAME,
+        ErrorKind::ObjectInUse => PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+        ErrorKind::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
     }
 }
 

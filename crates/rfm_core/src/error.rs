@@ -21,6 +21,14 @@ pub enum ErrorKind {
     /// 22P03 `invalid_binary_representation`: bytes that are not a value of ours (an
     /// `rfm.analysis` built by hand, or a damaged serialized state).
     InvalidBinary,
+    /// 42710 `duplicate_object`: a scheme of that name exists already.
+    DuplicateObject,
+    /// 42939 `reserved_name`: a built-in name cannot be redefined.
+    ReservedName,
+    /// 55006 `object_in_use`: a scheme that a managed segmentation uses.
+    ObjectInUse,
+    /// 42501 `insufficient_privilege`: the caller may not change this object.
+    InsufficientPrivilege,
 }
 
 impl ErrorKind {
@@ -34,6 +42,10 @@ impl ErrorKind {
             ErrorKind::UndefinedObject => "42704",
             ErrorKind::ProgramLimit => "54000",
             ErrorKind::InvalidBinary => "22P03",
+            ErrorKind::DuplicateObject => "42710",
+            ErrorKind::ReservedName => "42939",
+            ErrorKind::ObjectInUse => "55006",
+            ErrorKind::InsufficientPrivilege => "42501",
         }
     }
 }
