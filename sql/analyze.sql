@@ -7,9 +7,11 @@ COMMENT ON DOMAIN analysis IS
     'Result of rfm.analyze (opaque, versioned); read it with rfm.customers, rfm.summary, rfm.thresholds, rfm.grid and rfm.overview';
 
 -- The transition functions run once per row and rfm.customers / rfm.excluded_keys once per
--- customer: they run no SQL and look up no name, and a SET clause would cost a settings
--- save and restore on every call, so they alone do not pin search_path (the catalog test
--- in tests/pg_regress/sql/security.sql lists them by name). Everything else does.
+-- customer: they look up no name a search_path could redirect (the only SQL they run is
+-- SELECT rfm._user_scheme($1), schema-qualified, once per aggregate when the options name a
+-- saved scheme), and a SET clause would cost a settings save and restore on every call, so
+-- they alone do not pin search_path (the catalog test in tests/pg_regress/sql/security.sql
+-- lists them by name). Everything else does.
 CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric) RETURNS internal
     LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
 CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric, jsonb) RETURNS internal
@@ -80,13 +82,17 @@ CREATE AGGREGATE "analyze"(customer_key text, ordered_at timestamptz, amount dou
     DESERIALFUNC = analyze_deserialize, PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE "analyze"(bigint, timestamptz, numeric, jsonb) IS
-    'One-pass RFM segmentation of transaction rows (customer, ordered_at, amount); options: as_of, period, buckets, scheme, method, thresholds, abc_shares, abc_names, abc_min_sales, keep_excluded';
+    'One-pass RFM segmentation of transaction rows (customer, ordered_at, amount); options: as_of, period, buckets, scheme, method, thresholds, abc_shares, abc_names, abc_min_sales, keep_excluded, metrics';
 
 CREATE FUNCTION customers(analysis analysis) RETURNS TABLE (
     customer_key text, recency_days integer, frequency bigint, monetary numeric,
-    r integer, f integer, m integer, fm integer, rfm_code text, segment text, abc_tier text)
+    r integer, f integer, m integer, fm integer, rfm_code text, segment text, abc_tier text,
+    aov numeric, returns bigint, return_amount numeric, return_rate double precision,
+    first_purchase_at timestamptz, last_purchase_at timestamptz, tenure_days integer,
+    days_since_last integer, lifetime_orders bigint, lifetime_value numeric, active boolean)
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'customers_wrapper';
-COMMENT ON FUNCTION customers(analysis) IS 'One row per active customer: metrics, scores, segment and ABC tier';
+COMMENT ON FUNCTION customers(analysis) IS
+    'One row per customer of the analysis (active ones; with population all also those without a purchase in the window): metrics, scores, segment and ABC tier; the full metrics (aov .. lifetime_value) are NULL unless the analysis computed them';
 
 CREATE FUNCTION summary(analysis analysis) RETURNS TABLE (
     segment text, customers bigint, pct_customers double precision, revenue numeric,

@@ -12,10 +12,11 @@ use pgrx::{
 };
 use rfm_core::analysis::{self, Analysis, Config, Days, Key, Method, Money, State};
 use rfm_core::codec::Reader;
+use rfm_core::scheme::Segmenter;
 use rfm_core::{abc, numeric, quantile, scheme, ErrorKind, RfmError};
 use serde_json::Value;
 
-const OPTION_KEYS: [&str; 10] = [
+const OPTION_KEYS: [&str; 11] = [
     "as_of",
     "period",
     "buckets",
@@ -26,6 +27,7 @@ const OPTION_KEYS: [&str; 10] = [
     "abc_names",
     "abc_min_sales",
     "keep_excluded",
+    "metrics",
 ];
 
 /// The state plus the options it was made with: the raw `jsonb` bytes of the options
@@ -186,9 +188,9 @@ fn parse_options(options: Value) -> Config {
         Some(v) => quantile::check_buckets(option_i32("buckets", v).or_raise()).or_raise(),
     };
     let scheme = match obj.get("scheme") {
-        None => Some(scheme::builtin("standard").or_raise()),
+        None => Some(Segmenter::Grid(scheme::builtin("standard").or_raise())),
         Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(scheme::builtin(s).or_raise()),
+        Some(Value::String(s)) => Some(crate::schemes::resolve(s)),
         Some(other) => raise(option_error(
             "scheme",
             &format!("must be a string or null, got {other}"),
@@ -272,12 +274,21 @@ fn parse_options(options: Value) -> Config {
             &format!("must be true or false, got {other}"),
         )),
     };
+    let metrics = match obj.get("metrics") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => raise(option_error(
+            "metrics",
+            &format!("must be true or false, got {other}"),
+        )),
+    };
     let config = Config {
         as_of: as_of_raw,
         window_start,
         period: period_text,
         buckets,
         scheme,
+        metrics,
         method,
         fixed,
         abc_shares,
@@ -488,15 +499,17 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     }
 }
 
-/// Local days in the session time zone around the window.
-fn days_for(config: &Config) -> Days {
+/// Local days in the session time zone around the window, and from the oldest purchase on
+/// when the full metrics read it.
+fn days_for(config: &Config, oldest: Option<i64>) -> Days {
     unsafe {
         let to_date = |ts: i64| -> i32 {
             let t = TimestampWithTimeZone::try_from(ts)
                 .unwrap_or_else(|_| raise(RfmError::out_of_range("timestamp out of range")));
             Date::from(t).to_pg_epoch_days()
         };
-        let first_day = to_date(config.window_start) - 1;
+        let first_day =
+            to_date(oldest.map_or(config.window_start, |o| o.min(config.window_start))) - 1;
         let as_of_day = to_date(config.as_of);
         let midnights = (first_day..=as_of_day + 1)
             .map(|d| {
@@ -522,8 +535,8 @@ fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
         // soon as the customers are copied out), so it is never finalized twice
         let mut state = Internal::from(arg(fcinfo, 0));
         let s = state.get_mut::<AnalyzeState>()?;
-        let days = days_for(&s.state.config);
         s.state.flush().or_raise();
+        let days = days_for(&s.state.config, s.state.oldest_purchase());
         let customers = s.state.len();
         let (bytes_now, bytes_peak) = (s.state.memory_bytes(), s.state.peak_bytes());
         debug1!(
@@ -580,7 +593,10 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// One row per active customer.
+/// One row per customer of the analysis: the active ones, and with a scheme whose
+/// population is `all` also those without a purchase in the window (their scores and
+/// recency are NULL). The full metrics are NULL unless the analysis computed them (option
+/// `"metrics": true`, or a scheme that needs them).
 #[allow(clippy::type_complexity)] // pgrx reads the column names from the signature
 #[pg_extern(immutable, parallel_safe, sql = false)]
 fn customers(
@@ -589,34 +605,79 @@ fn customers(
     'static,
     (
         name!(customer_key, ServerText),
-        name!(recency_days, i32),
+        name!(recency_days, Option<i32>),
         name!(frequency, i64),
         name!(monetary, AnyNumeric),
-        name!(r, i32),
-        name!(f, i32),
-        name!(m, i32),
-        name!(fm, i32),
-        name!(rfm_code, String),
+        name!(r, Option<i32>),
+        name!(f, Option<i32>),
+        name!(m, Option<i32>),
+        name!(fm, Option<i32>),
+        name!(rfm_code, Option<String>),
         name!(segment, Option<ServerText>),
         name!(abc_tier, Option<ServerText>),
+        name!(aov, Option<AnyNumeric>),
+        name!(returns, Option<i64>),
+        name!(return_amount, Option<AnyNumeric>),
+        name!(return_rate, Option<f64>),
+        name!(first_purchase_at, Option<TimestampWithTimeZone>),
+        name!(last_purchase_at, Option<TimestampWithTimeZone>),
+        name!(tenure_days, Option<i32>),
+        name!(days_since_last, Option<i32>),
+        name!(lifetime_orders, Option<i64>),
+        name!(lifetime_value, Option<AnyNumeric>),
+        name!(active, bool),
     ),
 > {
     let rows = Analysis::customers(analysis).or_raise();
-    TableIterator::new(rows.map(|c| {
-        let fm = c.fm();
-        let code = c.rfm_code();
+    let ts = |t: i64| {
+        TimestampWithTimeZone::try_from(t)
+            .unwrap_or_else(|_| raise(RfmError::out_of_range("timestamp out of range")))
+    };
+    TableIterator::new(rows.map(move |c| {
+        let active = c.active();
+        let scored = c.r > 0;
+        let x = c.metrics;
+        let aov = x.filter(|_| c.frequency > 0).map(|x| match x.purchases {
+            // numeric division, as avg(amount) over the purchases gives
+            Money::Exact(..) => {
+                let total = money(x.purchases);
+                let n = AnyNumeric::from(c.frequency);
+                // SAFETY: numeric_div of two valid numerics; the divisor is not zero
+                unsafe {
+                    direct_function_call::<AnyNumeric>(
+                        pg_sys::numeric_div,
+                        &[total.into_datum(), n.into_datum()],
+                    )
+                }
+                .unwrap_or_else(|| raise(RfmError::out_of_range("aov out of range")))
+            }
+            Money::Float(p) => money(Money::Float(p / c.frequency as f64)),
+        });
         (
-            ServerText(c.key),
-            c.recency_days,
+            ServerText(c.key.clone()),
+            active.then_some(c.recency_days),
             c.frequency,
             money(c.monetary),
-            c.r,
-            c.f,
-            c.m,
-            fm,
-            code,
+            scored.then_some(c.r),
+            scored.then_some(c.f),
+            scored.then_some(c.m),
+            scored.then(|| c.fm()),
+            scored.then(|| c.rfm_code()),
             c.segment.map(ServerText),
             c.abc_tier.map(ServerText),
+            aov,
+            x.map(|x| x.returns),
+            x.map(|x| money(x.return_amount)),
+            x.map(|x| x.return_rate()),
+            x.map(|x| ts(x.first_purchase_at)),
+            x.map(|x| ts(x.last_purchase_at)),
+            x.map(|x| x.tenure_days),
+            x.map_or(active.then_some(c.recency_days), |x| {
+                Some(x.days_since_last)
+            }),
+            x.map(|x| x.lifetime_orders),
+            x.map(|x| money(x.lifetime_value)),
+            active,
         )
     }))
 }
@@ -649,7 +710,8 @@ fn summary(
     ),
 > {
     let a = read(analysis);
-    let total_customers = a.overview.active_customers as f64;
+    // every customer the analysis segmented (with population all, inactive ones too)
+    let total_customers = a.summary.iter().map(|s| s.customers).sum::<i64>() as f64;
     let total_revenue = a.overview.total_revenue.to_f64();
     TableIterator::new(a.summary.into_iter().map(move |s| {
         let n = s.customers;
@@ -808,8 +870,10 @@ pub(crate) fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
     out.insert(
         "scheme".into(),
         c.scheme
-            .map_or(Value::Null, |s| Value::String(s.name.into())),
+            .as_ref()
+            .map_or(Value::Null, |s| Value::String(s.name().into())),
     );
+    out.insert("metrics".into(), Value::Bool(c.metrics));
     out.insert("method".into(), Value::String(c.method.name().into()));
     if let Some(f) = &c.fixed {
         let mut t = serde_json::Map::new();

@@ -10,6 +10,7 @@ mod analyze;
 mod errors;
 mod managed;
 mod primitives;
+mod schemes;
 mod text;
 
 /// Called once when the library is loaded: registers the settings.
@@ -21,7 +22,12 @@ pub extern "C-unwind" fn _PG_init() {
 extension_sql_file!(
     "../sql/schemes.sql",
     name = "schemes_view",
-    requires = [primitives::builtin_scheme_segments]
+    requires = [
+        schemes::builtin_scheme_segments,
+        schemes::_user_scheme_segments,
+        schemes::_validate_scheme,
+        schemes::scheme_definition
+    ]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

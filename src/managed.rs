@@ -320,16 +320,19 @@ impl Iterator for AssignedRows {
             } else {
                 c.segment.clone()
             };
+            // a customer without a purchase in the window (a scheme of population all) has
+            // no scores and no recency
+            let (scored, active) = (c.r > 0, c.active());
             let (fm, code, tier) = (c.fm(), c.rfm_code(), c.abc_tier.clone());
             return Some((
                 ServerText(c.key),
                 segment.map(ServerText),
-                Some(c.r),
-                Some(c.f),
-                Some(c.m),
-                Some(fm),
-                Some(code),
-                Some(c.recency_days),
+                scored.then_some(c.r),
+                scored.then_some(c.f),
+                scored.then_some(c.m),
+                scored.then_some(fm),
+                scored.then_some(code),
+                active.then_some(c.recency_days),
                 Some(c.frequency),
                 Some(money(c.monetary)),
                 tier.map(ServerText),
@@ -434,8 +437,13 @@ extension_sql_file!(
     requires = ["managed_scheduling"]
 );
 extension_sql_file!(
+    "../sql/scheme_management.sql",
+    name = "scheme_management",
+    requires = ["managed_views"]
+);
+extension_sql_file!(
     "../sql/managed/7_privileges.sql",
     name = "managed_privileges",
-    requires = ["managed_views"],
+    requires = ["scheme_management"],
     finalize
 );

@@ -36,11 +36,11 @@ fn quantile_thresholds_equal_percentile_cont() {
 #[pg_test]
 fn segment_and_abc_tier() {
     assert_eq!(
-        crate::primitives::segment(1, 5, 4, crate::text::ServerText("standard".into())),
+        crate::schemes::segment(1, 5, 4, crate::text::ServerText("standard".into())).0,
         "Can't Lose Them"
     );
     assert_eq!(
-        crate::primitives::segment(5, 4, 4, crate::text::ServerText("codes".into())),
+        crate::schemes::segment(5, 4, 4, crate::text::ServerText("codes".into())).0,
         "VIP Champions"
     );
     assert_eq!(
@@ -51,10 +51,11 @@ fn segment_and_abc_tier() {
 
 #[pg_test]
 fn schemes_view_lists_every_builtin_segment() {
-    assert_eq!(one::<i64>("SELECT count(*) FROM rfm.schemes"), 31);
+    // 11 + 10 + 10 grid segments and the 8 lifecycle stages
+    assert_eq!(one::<i64>("SELECT count(*) FROM rfm.schemes"), 39);
     assert_eq!(
-        one::<i64>("SELECT count(DISTINCT scheme) FROM rfm.schemes"),
-        3
+        one::<i64>("SELECT count(DISTINCT scheme) FROM rfm.schemes WHERE origin = 'built-in'"),
+        4
     );
 }
 

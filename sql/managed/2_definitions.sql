@@ -192,17 +192,21 @@ END
 $$;
 
 -- The segments (or ABC tiers) of a definition, in display order.
-CREATE FUNCTION _segments(kind text, options jsonb) RETURNS TABLE (ordinal integer, segment text)
+CREATE FUNCTION _segments(kind text, options jsonb)
+RETURNS TABLE (ordinal integer, segment text, description text, actions text[],
+               visit_every_days integer, priority integer)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     resolved jsonb := rfm.check_options(options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers'
                                         - 'as_of' - 'period');
 BEGIN
     IF kind = 'abc' THEN
-        RETURN QUERY SELECT i::integer, n FROM jsonb_array_elements_text(resolved -> 'abc_names')
-            WITH ORDINALITY t(n, i);
+        RETURN QUERY SELECT i::integer, n, NULL::text, NULL::text[], NULL::integer, NULL::integer
+            FROM jsonb_array_elements_text(resolved -> 'abc_names') WITH ORDINALITY t(n, i);
     ELSE
-        RETURN QUERY SELECT sc.position, sc.segment FROM rfm.schemes sc
+        RETURN QUERY SELECT sc.position, sc.segment, sc.description, sc.actions, sc.visit_every_days,
+                            sc.priority
+            FROM rfm.schemes sc
             WHERE sc.scheme = resolved ->> 'scheme' ORDER BY sc.position;
     END IF;
 END

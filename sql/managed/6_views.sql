@@ -81,7 +81,8 @@ SELECT v.name AS segmentation, g.ordinal AS position, g.segment,
        round(g.avg_frequency, 2) AS avg_frequency,
        round(g.avg_recency_days, 2) AS avg_recency_days,
        coalesce(g.automatic_customers, 0) AS automatic_customers,
-       coalesce(g.automatic_revenue, 0) AS automatic_revenue
+       coalesce(g.automatic_revenue, 0) AS automatic_revenue,
+       g.description, g.actions, g.visit_every_days, g.priority
 FROM rfm._visible_segmentations v
 CROSS JOIN LATERAL (
     -- one segmentation at a time, so that a filter on the segmentation decodes only its run
@@ -94,7 +95,8 @@ CROSS JOIN LATERAL (
           GROUP BY x.automatic_segment)
     SELECT s.ordinal, s.segment, c.customers, c.revenue, c.avg_frequency, c.avg_recency_days,
            t.customers AS total_customers, t.revenue AS total_revenue,
-           a.customers AS automatic_customers, a.revenue AS automatic_revenue
+           a.customers AS automatic_customers, a.revenue AS automatic_revenue,
+           s.description, s.actions, s.visit_every_days, s.priority
     FROM rfm._segments(v.kind, v.options) s
     LEFT JOIN c ON c.segment = s.segment
     LEFT JOIN a ON a.segment = s.segment
@@ -288,9 +290,13 @@ COMMENT ON COLUMN segment_summary.revenue IS 'Sum of the monetary values of thes
 COMMENT ON COLUMN segment_summary.pct_revenue IS 'Share of the segmentation''s revenue, in percent (0-100, two decimals)';
 COMMENT ON COLUMN segment_summary.avg_revenue IS 'Revenue per customer (two decimals)';
 COMMENT ON COLUMN segment_summary.avg_frequency IS 'Mean purchases per customer in the window (two decimals)';
-COMMENT ON COLUMN segment_summary.avg_recency_days IS 'Mean days since the latest purchase (two decimals)';
+COMMENT ON COLUMN segment_summary.avg_recency_days IS 'Mean days since the latest purchase (two decimals; with population all, over every customer of the segment)';
 COMMENT ON COLUMN segment_summary.automatic_customers IS 'Customers the latest refresh put in this segment, overrides ignored (the customers of segment_trend for that run)';
 COMMENT ON COLUMN segment_summary.automatic_revenue IS 'Revenue of those customers (the revenue of segment_trend for that run)';
+COMMENT ON COLUMN segment_summary.description IS 'Who the customers of the segment are (from the scheme; NULL for ABC tiers)';
+COMMENT ON COLUMN segment_summary.actions IS 'Suggested actions for the segment (from the scheme)';
+COMMENT ON COLUMN segment_summary.visit_every_days IS 'How often to contact the segment''s customers, in days (rule schemes that set it; else NULL)';
+COMMENT ON COLUMN segment_summary.priority IS 'Follow-up priority of the segment (rule schemes that set it; else NULL)';
 COMMENT ON COLUMN kpi_overview.segmentation IS 'Name of the segmentation';
 COMMENT ON COLUMN kpi_overview.as_of IS 'End of the window of the latest refresh';
 COMMENT ON COLUMN kpi_overview.period IS 'Length of the window';

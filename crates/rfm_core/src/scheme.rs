@@ -3,7 +3,9 @@
 //! 1..=5 and maps every one of the 125 (r, f, m) combinations to exactly one segment.
 
 use crate::error::{ErrorKind, Result, RfmError};
+use crate::rules::{self, Population, RuleScheme, Values};
 use crate::score::check_score;
+use std::sync::Arc;
 
 /// Scores every scheme is defined on.
 pub const SCHEME_BUCKETS: i32 = 5;
@@ -340,6 +342,148 @@ pub fn builtin(name: &str) -> Result<&'static Scheme> {
         )
         .with_hint(format!("Built-in schemes are: {}.", builtin_names()))
     })
+}
+
+/// What an analysis segments with: a built-in grid scheme or a rule scheme (the built-in
+/// `lifecycle` or one a user saved, SPEC §9).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segmenter {
+    Grid(&'static Scheme),
+    Rules {
+        name: String,
+        rules: Arc<RuleScheme>,
+        /// Built in (stored by name in states and values) or saved by a user (stored with
+        /// its document, so that a state or value never depends on the catalog).
+        builtin: bool,
+    },
+}
+
+/// The most segments a scheme may have (a customer's segment is stored in one byte).
+pub const MAX_SEGMENTS: usize = 250;
+
+impl Segmenter {
+    /// A built-in scheme by name: a grid one or `lifecycle` (42704 when unknown).
+    pub fn builtin(name: &str) -> Result<Segmenter> {
+        if let Some(r) = rules::builtin(name) {
+            return Ok(Segmenter::Rules {
+                name: name.to_string(),
+                rules: Arc::new(r.clone()),
+                builtin: true,
+            });
+        }
+        builtin(name).map(Segmenter::Grid)
+    }
+
+    /// A user's rule scheme.
+    pub fn user(name: &str, rules: RuleScheme) -> Result<Segmenter> {
+        if rules.segments().len() > MAX_SEGMENTS {
+            return Err(RfmError::invalid(format!(
+                "scheme \"{name}\" has {} segments; at most {MAX_SEGMENTS} are allowed",
+                rules.segments().len()
+            )));
+        }
+        Ok(Segmenter::Rules {
+            name: name.to_string(),
+            rules: Arc::new(rules),
+            builtin: false,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Segmenter::Grid(s) => s.name,
+            Segmenter::Rules { name, .. } => name,
+        }
+    }
+
+    /// Segment names in display order.
+    pub fn segment_names(&self) -> Vec<&str> {
+        match self {
+            Segmenter::Grid(s) => s.segments.iter().map(|x| x.name).collect(),
+            Segmenter::Rules { rules, .. } => {
+                rules.segments().iter().map(|x| x.name.as_str()).collect()
+            }
+        }
+    }
+
+    /// The segment index of every (r, f, m), when the scheme is a function of the scores.
+    pub fn score_table(&self) -> Option<[u8; 125]> {
+        match self {
+            Segmenter::Grid(s) => Some(s.table()),
+            Segmenter::Rules { rules, .. } => rules.score_table(),
+        }
+    }
+
+    /// Whether the analysis must compute the full customer metrics of SPEC §9.
+    pub fn needs_metrics(&self) -> bool {
+        match self {
+            Segmenter::Grid(_) => false,
+            Segmenter::Rules { rules, .. } => rules.needs_metrics(),
+        }
+    }
+
+    /// Who the analysis outputs: active customers, or every customer with a purchase.
+    pub fn population(&self) -> Population {
+        match self {
+            Segmenter::Grid(_) => Population::Active,
+            Segmenter::Rules { rules, .. } => rules.population(),
+        }
+    }
+
+    /// Whether any rule reads a score (then the scheme needs 5 buckets).
+    pub fn uses_scores(&self) -> bool {
+        fn walk(v: &serde_json::Value) -> bool {
+            match v {
+                serde_json::Value::Object(o) => o.iter().any(|(k, v)| {
+                    matches!(k.as_str(), "r" | "f" | "m" | "fm" | "rfm_code") || walk(v)
+                }),
+                serde_json::Value::Array(a) => a.iter().any(walk),
+                _ => false,
+            }
+        }
+        match self {
+            Segmenter::Grid(_) => true,
+            Segmenter::Rules { rules, .. } => rules
+                .to_json()
+                .get("segments")
+                .and_then(|s| s.as_array())
+                .is_some_and(|segs| segs.iter().any(|s| s.get("when").is_some_and(walk))),
+        }
+    }
+
+    /// The segment index of a customer: `scores` (r, f, m) when active; `values` is only
+    /// read by rule schemes that need more than the scores.
+    pub fn classify(
+        &self,
+        table: Option<&[u8; 125]>,
+        scores: Option<[u8; 3]>,
+        values: &Values,
+    ) -> u8 {
+        if let (Some(t), Some(s)) = (table, scores) {
+            return t[code_index(s[0] as i32, s[1] as i32, s[2] as i32)];
+        }
+        match self {
+            Segmenter::Grid(_) => 0, // grid schemes are only used with a table and scores
+            Segmenter::Rules { rules, .. } => rules.classify(values) as u8,
+        }
+    }
+}
+
+/// `rfm.segment` with any scheme: scores checked (22003 outside 1..=5), then the segment.
+/// A rule scheme must be a function of the scores (22023 otherwise).
+pub fn segment_with(s: &Segmenter, r: i32, f: i32, m: i32) -> Result<String> {
+    check_score("r", r, SCHEME_BUCKETS)?;
+    check_score("f", f, SCHEME_BUCKETS)?;
+    check_score("m", m, SCHEME_BUCKETS)?;
+    let names = s.segment_names();
+    match s.score_table() {
+        Some(t) => Ok(names[t[code_index(r, f, m)] as usize].to_string()),
+        None => Err(RfmError::invalid(format!(
+            "scheme \"{}\" reads more than the scores r, f and m",
+            s.name()
+        ))
+        .with_hint("Use it as the \"scheme\" option of rfm.analyze, which computes the customer metrics it needs.")),
+    }
 }
 
 impl PartialEq for Scheme {

@@ -16,7 +16,8 @@ fn config(method: Method) -> Config {
         window_start: 100 * DAY - 365 * DAY,
         period: "12 months".into(),
         buckets: 5,
-        scheme: Some(scheme::builtin("standard").unwrap()),
+        scheme: Some(scheme::Segmenter::builtin("standard").unwrap()),
+        metrics: false,
         method,
         fixed: None,
         abc_shares: abc::DEFAULT_SHARES.to_vec(),
@@ -28,7 +29,7 @@ fn config(method: Method) -> Config {
 
 /// UTC days: day d starts at d * DAY.
 fn days(c: &Config) -> Days {
-    let first = (c.window_start / DAY) as i32 - 1;
+    let first = (c.window_start / DAY) as i32 - 1500;
     let last = (c.as_of / DAY) as i32 + 1;
     Days {
         first_day: first,
@@ -73,6 +74,9 @@ fn reference(rows: &[(i64, i64, i128)], c: &Config, d: &Days, float: bool) -> Ve
         .collect();
     let n = c.buckets;
     let score_all = |vals: Vec<f64>, higher: bool| -> Vec<i32> {
+        if vals.is_empty() {
+            return Vec::new();
+        }
         match c.method {
             Method::Quantile => {
                 let mut sorted = vals.clone();
@@ -157,6 +161,7 @@ fn reference(rows: &[(i64, i64, i128)], c: &Config, d: &Days, float: bool) -> Ve
                     .to_string(),
             ),
             abc_tier: tier.map(|t| c.abc_names[t].clone()),
+            metrics: None,
         })
         .collect()
 }
@@ -256,5 +261,162 @@ proptest::proptest! {
         let want = if keep_excluded { excluded } else { Vec::new() };
         proptest::prop_assert_eq!(&Analysis::excluded_keys(&bytes).unwrap(), &want);
         proptest::prop_assert_eq!(&Analysis::excluded_keys(&merged).unwrap(), &want);
+    }
+}
+
+/// The full metrics of SPEC §9 written out naively, for every customer with a row at or
+/// before as_of: (key, active, frequency, monetary, purchases, returns, return amount,
+/// first, latest, lifetime orders, lifetime value), amounts in cents.
+type Naive = (i64, bool, i64, i128, i128, i64, i128, i64, i64, i64, i128);
+
+fn reference_metrics(rows: &[(i64, i64, i128)], c: &Config) -> Vec<Naive> {
+    use std::collections::BTreeMap;
+    let mut by_key: BTreeMap<i64, Naive> = BTreeMap::new();
+    for &(k, t, u) in rows.iter().filter(|r| r.1 <= c.as_of) {
+        let e = by_key
+            .entry(k)
+            .or_insert((k, false, 0, 0, 0, 0, 0, i64::MAX, i64::MIN, 0, 0));
+        let in_window = t > c.window_start;
+        if in_window {
+            e.3 += u;
+            if u >= 0 {
+                e.1 = true;
+                e.2 += 1;
+                e.4 += u;
+            } else {
+                e.5 += 1;
+                e.6 -= u;
+            }
+        }
+        if u >= 0 {
+            e.7 = e.7.min(t);
+            e.8 = e.8.max(t);
+            e.9 += 1;
+        }
+        e.10 += u;
+    }
+    by_key.into_values().collect()
+}
+
+/// SPEC §10, written out as its table reads.
+fn lifecycle_stage(
+    days_since_last: i32,
+    tenure: i32,
+    frequency: i64,
+    orders: i64,
+    value: f64,
+) -> &'static str {
+    if days_since_last > 730 {
+        "Churned"
+    } else if days_since_last > 365 {
+        "Lapsed"
+    } else if value >= 2000.0 && frequency >= 4 {
+        "VIP"
+    } else if orders >= 4 && days_since_last > 180 {
+        "At-Risk"
+    } else if orders >= 4 {
+        "Loyal"
+    } else if orders >= 2 {
+        "Repeat Buyer"
+    } else if tenure <= 90 {
+        "First-Time Buyer"
+    } else {
+        "One-Time Buyer"
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+    #[test]
+    fn metrics_equal_the_naive_reference(
+        rows in proptest::collection::vec((0i64..60, -2400i64..360, -3000i128..20000), 1..400),
+        float in proptest::bool::ANY,
+        split in 0usize..400,
+        lifecycle in proptest::bool::ANY,
+    ) {
+        let mut c = config(Method::Quantile);
+        c.metrics = true;
+        if lifecycle {
+            c.scheme = Some(scheme::Segmenter::builtin("lifecycle").unwrap());
+        }
+        let all = lifecycle;
+        let d = days(&c);
+        // rows over three years before as_of, some after it
+        let rows: Vec<(i64, i64, i128)> = rows
+            .into_iter()
+            .map(|(k, t, u)| {
+                let micros = match u % 5 { 0 => -1, 1 => 0, _ => (u as i64 * 7919) % 1_000_000 };
+                (k * 7 - 100, 100 * DAY + t * DAY / 2 + micros, (u / 250) * 250 + u % 3)
+            })
+            .collect();
+        let add = |s: &mut State, &(k, t, u): &(i64, i64, i128)| {
+            if float {
+                s.add_float(Key::Int(k), t, u as f64 / 100.0).unwrap();
+            } else {
+                s.add_exact(Key::Int(k), t, dec(u, 2)).unwrap();
+            }
+        };
+        let mut whole = State::new(c.clone(), false, !float);
+        let (mut left, mut right) = (State::new(c.clone(), false, !float), State::new(c.clone(), false, !float));
+        for (i, row) in rows.iter().enumerate() {
+            add(&mut whole, row);
+            add(if i < split { &mut left } else { &mut right }, row);
+        }
+        left.merge(State::deserialize(&right.serialize().unwrap()).unwrap()).unwrap();
+        let naive = reference_metrics(&rows, &c);
+        let scored = reference(&rows, &c, &d, float);
+        let out: Vec<&Naive> = naive.iter().filter(|n| n.1 || (all && n.9 > 0)).collect();
+        let excluded = naive.len() - out.len();
+        for bytes in [finalize(whole, &d).unwrap(), finalize(left, &d).unwrap()] {
+            let a = Analysis::deserialize(&bytes, true).unwrap();
+            proptest::prop_assert_eq!(a.customers.len(), out.len());
+            proptest::prop_assert_eq!(a.overview.excluded_customers, excluded as i64);
+            proptest::prop_assert_eq!(a.overview.active_customers, scored.len() as i64);
+            let money = |x: Money| (x.to_f64() * 100.0).round() as i128;
+            for row in &a.customers {
+                let n = out.iter().find(|n| n.0.to_string() == row.key).unwrap();
+                let m = row.metrics.unwrap();
+                proptest::prop_assert_eq!(row.active(), n.1);
+                proptest::prop_assert_eq!(row.frequency, n.2);
+                proptest::prop_assert_eq!(money(row.monetary), n.3);
+                proptest::prop_assert_eq!(money(m.purchases), n.4);
+                proptest::prop_assert_eq!(m.returns, n.5);
+                proptest::prop_assert_eq!(money(m.return_amount), n.6);
+                proptest::prop_assert_eq!((m.first_purchase_at, m.last_purchase_at), (n.7, n.8));
+                let tenure = d.as_of_day - d.day_of(n.7);
+                let since = d.as_of_day - d.day_of(n.8);
+                proptest::prop_assert_eq!((m.tenure_days, m.days_since_last), (tenure, since));
+                proptest::prop_assert_eq!(m.lifetime_orders, n.9);
+                proptest::prop_assert_eq!(money(m.lifetime_value), n.10);
+                if !float {
+                    proptest::prop_assert_eq!(m.lifetime_value, Money::Exact(n.10, 2));
+                    proptest::prop_assert_eq!(m.return_amount, Money::Exact(n.6, 2));
+                }
+                match scored.iter().find(|s| s.key == row.key) {
+                    Some(s) => {
+                        proptest::prop_assert_eq!(row.recency_days, since);
+                        proptest::prop_assert_eq!((row.r, row.f, row.m, &row.abc_tier), (s.r, s.f, s.m, &s.abc_tier));
+                        if !lifecycle {
+                            proptest::prop_assert_eq!(&row.segment, &s.segment);
+                        }
+                    }
+                    None => proptest::prop_assert_eq!((row.r, row.f, row.m, &row.abc_tier), (0, 0, 0, &None)),
+                }
+                if lifecycle {
+                    let stage = lifecycle_stage(since, tenure, n.2, n.9, n.10 as f64 / 100.0);
+                    proptest::prop_assert_eq!(row.segment.as_deref(), Some(stage));
+                }
+            }
+            // active customers first, each group by monetary (highest first), then key
+            for w in a.customers.windows(2) {
+                let (x, y) = (&w[0], &w[1]);
+                let k = |r: &CustomerRow| r.key.parse::<i64>().unwrap();
+                let ordered = (!x.active(), y.monetary.to_f64(), k(x))
+                    .partial_cmp(&(!y.active(), x.monetary.to_f64(), k(y)));
+                proptest::prop_assert_eq!(ordered, Some(std::cmp::Ordering::Less));
+            }
+            let counted: i64 = a.summary.iter().map(|s| s.customers).sum();
+            proptest::prop_assert_eq!(counted, out.len() as i64);
+        }
     }
 }

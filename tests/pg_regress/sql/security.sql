@@ -186,9 +186,10 @@ DROP TABLE public.rfm_refresh_new;
 DROP FUNCTION public.sec_evil_eq(regtype, regtype), public.sec_evil_count_sfunc(bigint, text), public.sec_evil_trigger();
 
 -- (c) every function of the extension pins search_path, but the C functions called once per
--- row or per customer, which run no SQL and look up no name (a SET clause would cost a
--- settings save and restore on every call); they are listed here by name, so a new one
--- must be added deliberately
+-- row or per customer, which look up no name a search_path could redirect (a SET clause
+-- would cost a settings save and restore on every call; the only SQL they run is
+-- SELECT rfm._user_scheme($1), schema-qualified with a text parameter, to read a saved
+-- scheme); they are listed here by name, so a new one must be added deliberately
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prokind IN ('f', 'p')

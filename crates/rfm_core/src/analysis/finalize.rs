@@ -2,15 +2,17 @@
 //! computed from a finished state and written as an `rfm.analysis` value.
 
 use super::options::{Config, Method, METRICS};
-use super::state::{instant, MoneyKind, State};
+use super::state::{instant, Entry, Extra, MoneyKind, Slot, State, Tables};
 use super::value::{GridRow, Header, Money, Overview, SummaryRow, ThresholdRow};
 use super::value::{ANALYSIS_VERSION, NO_TIER};
 use crate::abc;
 use crate::codec::Writer;
 use crate::error::Result;
 use crate::quantile;
+use crate::rules::{Metric, Population, Values, METRIC_COUNT};
 use crate::scheme;
 use crate::score;
+use hashbrown::HashTable;
 
 /// Local calendar days of timestamps, as the session time zone sees them: `midnights[i]` is
 /// the instant local day `first_day + i` starts.
@@ -63,7 +65,7 @@ fn score_metric(
     value: &dyn Fn(usize) -> f64,
     key_cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering,
     config: &Config,
-    scores: &mut [[u8; 4]],
+    scores: &mut [[u8; 5]],
     work: &mut Vec<f64>,
 ) -> Vec<ThresholdRow> {
     let n = config.buckets;
@@ -148,13 +150,65 @@ fn score_metric(
     rows
 }
 
+/// Collects the customers the analysis outputs (active ones, or with population `all` every
+/// customer with a purchase) and counts the others.
+struct Collected {
+    act: Vec<Act>,
+    /// The full metrics of the customers in `act` (empty for a plain state).
+    xs: Vec<Extra>,
+    excluded: i64,
+    /// Window rows of customers without a purchase in the window (returns only).
+    return_only_rows: u64,
+    excluded_keys: Vec<u64>,
+}
+
+fn collect<T: Slot>(
+    table: &HashTable<T>,
+    all: bool,
+    keep_excluded: bool,
+    recency: impl Fn(&Entry) -> u32,
+) -> Collected {
+    let known = |t: &T| t.base().freq > 0 || t.extra().is_some_and(|x| x.orders_before > 0);
+    let out = |t: &T| t.base().freq > 0 || (all && known(t));
+    let n = table.iter().filter(|t| out(t)).count();
+    let mut c = Collected {
+        act: Vec::with_capacity(n),
+        xs: Vec::new(),
+        excluded: (table.len() - n) as i64,
+        return_only_rows: 0,
+        excluded_keys: Vec::new(),
+    };
+    for t in table.iter() {
+        let e = t.base();
+        if e.freq == 0 {
+            c.return_only_rows += e.last as u64;
+        }
+        if !out(t) {
+            if keep_excluded {
+                c.excluded_keys.push(e.key);
+            }
+            continue;
+        }
+        c.act.push(Act {
+            key: e.key,
+            money: e.money,
+            recency: if e.freq > 0 { recency(e) } else { 0 },
+            freq: e.freq,
+        });
+        if let Some(x) = t.extra() {
+            c.xs.push(*x);
+        }
+    }
+    c
+}
+
 /// Computes the analysis from a finished state and returns the `rfm.analysis` value. The
-/// state's table is released as soon as the active customers are copied out of it, so the
+/// state's table is released as soon as the customers are copied out of it, so the
 /// memory this needs beyond the state is about 28 bytes per active customer plus the value
-/// itself (about 15 bytes per customer).
+/// itself (about 15 bytes per customer; with the full metrics about 80 more).
 pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     state.flush()?;
-    let table = std::mem::take(&mut state.table);
+    let table = std::mem::replace(&mut state.table, Tables::Narrow(HashTable::new()));
     let (window_rows, base) = (state.window_rows, state.base);
     let State {
         config,
@@ -172,35 +226,24 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         None => Money::Float(f64::from_bits(m as u64)),
     };
     let money_f = |m: i64| to_money(m).to_f64();
-    let n_active = table.iter().filter(|e| e.freq > 0).count();
-    let excluded = (table.len() - n_active) as i64;
-    // the rows of customers without purchases are returns only: they are not transactions
-    let excluded_rows: u64 = table
-        .iter()
-        .filter(|e| e.freq == 0)
-        .map(|e| e.last as u64)
-        .sum();
-    let transactions = (window_rows - excluded_rows) as i64;
-    // the keys of the excluded customers, in key order, when the options ask for them
-    let mut excluded_keys: Vec<u64> = if config.keep_excluded {
-        table
-            .iter()
-            .filter(|e| e.freq == 0)
-            .map(|e| e.key)
-            .collect()
-    } else {
-        Vec::new()
+    let all = config.population() == Population::All;
+    let recency = |e: &Entry| (days.as_of_day - days.day_of(instant(base, e.last))).max(0) as u32;
+    let Collected {
+        mut act,
+        mut xs,
+        excluded,
+        return_only_rows,
+        mut excluded_keys,
+    } = match &table {
+        Tables::Narrow(t) => collect(t, all, config.keep_excluded, recency),
+        Tables::Wide(t) => collect(t, all, config.keep_excluded, recency),
     };
-    let mut act = Vec::with_capacity(n_active);
-    for e in table.iter().filter(|e| e.freq > 0) {
-        act.push(Act {
-            key: e.key,
-            money: e.money,
-            recency: (days.as_of_day - days.day_of(instant(base, e.last))).max(0) as u32,
-            freq: e.freq,
-        });
-    }
     drop(table);
+    let wide = config.wide();
+    // the rows of customers without purchases are returns only: they are not transactions
+    let transactions = (window_rows - return_only_rows) as i64;
+    let n_out = act.len();
+    let n_active = act.iter().filter(|a| a.freq > 0).count();
     let key_bytes = |k: u64| -> &[u8] {
         let (off, len) = ((k >> 32) as usize, (k & 0xFFFF_FFFF) as usize);
         &arena[off..off + len]
@@ -212,7 +255,8 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
             (a.key as i64).cmp(&(b.key as i64))
         }
     };
-    // a deterministic order whatever the input order: monetary (highest first), then key
+    // a deterministic order whatever the input order: active customers first, then
+    // monetary (highest first), then key
     let ord_money = |m: i64| {
         if exact_scale.is_some() {
             m
@@ -220,18 +264,31 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
             float_order(m)
         }
     };
-    if text {
-        act.sort_unstable_by(|a, b| {
-            ord_money(b.money)
-                .cmp(&ord_money(a.money))
-                .then_with(|| key_cmp(a, b))
-        });
+    let order = |a: &Act, b: &Act| {
+        (b.freq > 0)
+            .cmp(&(a.freq > 0))
+            .then_with(|| ord_money(b.money).cmp(&ord_money(a.money)))
+            .then_with(|| key_cmp(a, b))
+    };
+    if !xs.is_empty() {
+        let mut both: Vec<(Act, Extra)> = act.drain(..).zip(xs.drain(..)).collect();
+        both.sort_unstable_by(|a, b| order(&a.0, &b.0));
+        (act, xs) = both.into_iter().unzip();
+    } else if text {
+        act.sort_unstable_by(order);
     } else {
-        act.sort_unstable_by_key(|a| (std::cmp::Reverse(ord_money(a.money)), a.key as i64));
+        act.sort_unstable_by_key(|a| {
+            (
+                a.freq == 0,
+                std::cmp::Reverse(ord_money(a.money)),
+                a.key as i64,
+            )
+        });
     }
 
-    // scores: r, f, m and the ABC tier of every customer
-    let mut scores = vec![[0u8; 4]; n_active];
+    // scores of the active customers (the first n_active): r, f, m, the ABC tier and the
+    // segment (index + 1, 0 for none)
+    let mut scores = vec![[0u8; 5]; n_out];
     let mut work = Vec::new();
     let idx_cmp = |i: usize, j: usize| key_cmp(&act[i], &act[j]);
     let mut thresholds = score_metric(
@@ -240,7 +297,7 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         &|i| act[i].recency as f64,
         &idx_cmp,
         &config,
-        &mut scores,
+        &mut scores[..n_active],
         &mut work,
     );
     for (metric, value) in [
@@ -253,16 +310,30 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
             value,
             &idx_cmp,
             &config,
-            &mut scores,
+            &mut scores[..n_active],
             &mut work,
         );
         thresholds.extend(rows);
     }
     drop(work);
-    // customers below abc_min_sales get no tier and do not count in the total; they are
-    // the tail of `act` (sorted by monetary, highest first)
+
+    // the days of the full metrics: tenure and days since the last purchase
+    let derived: Vec<(i32, i32)> = xs
+        .iter()
+        .zip(&act)
+        .map(|(x, a)| {
+            let since = if a.freq > 0 {
+                a.recency as i32
+            } else {
+                days.as_of_day - days.day_of(x.latest)
+            };
+            (days.as_of_day - days.day_of(x.first), since)
+        })
+        .collect();
+
+    // customers below abc_min_sales get no tier and do not count in the total
     let ranked = |m: i64| config.abc_min_sales.is_none_or(|min| money_f(m) >= min);
-    let positive: f64 = act
+    let positive: f64 = act[..n_active]
         .iter()
         .filter(|a| ranked(a.money))
         .map(|a| money_f(a.money))
@@ -271,11 +342,9 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     let mut tiers = abc::TierWalk::new(&config.abc_shares, positive);
 
     // summary and grid
-    let seg_table = config.scheme.map(|s| s.table());
-    let seg_names: Vec<&str> = config
-        .scheme
-        .map(|s| s.segments.iter().map(|x| x.name).collect())
-        .unwrap_or_default();
+    let scheme = config.scheme.as_ref();
+    let seg_table = scheme.and_then(|s| s.score_table());
+    let seg_names: Vec<&str> = scheme.map(|s| s.segment_names()).unwrap_or_default();
     let zero = match exact_scale {
         Some(s) => Money::Exact(0, s),
         None => Money::Float(0.0),
@@ -291,19 +360,23 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         })
         .collect();
     let mut grid: Vec<GridRow> = Vec::new();
-    if let Some(s) = config.scheme {
+    if let Some(s) = scheme {
         for rr in (1..=5).rev() {
             for fm in 1..=5 {
-                let names: Vec<&str> = (1..=5)
-                    .flat_map(|ff| (1..=5).map(move |mm| (ff, mm)))
-                    .filter(|(ff, mm)| (ff + mm + 1) / 2 == fm)
-                    .map(|(ff, mm)| s.classify(rr, ff, mm))
-                    .collect();
-                let unique = names.iter().all(|n| *n == names[0]);
+                // the segment of a cell, when every (f, m) of it has the same one
+                let segment = seg_table.as_ref().and_then(|t| {
+                    let mut idx = (1..=5)
+                        .flat_map(|ff| (1..=5).map(move |mm| (ff, mm)))
+                        .filter(|(ff, mm)| (ff + mm + 1) / 2 == fm)
+                        .map(|(ff, mm)| t[scheme::code_index(rr, ff, mm)]);
+                    let first = idx.next()?;
+                    idx.all(|i| i == first)
+                        .then(|| s.segment_names()[first as usize].to_string())
+                });
                 grid.push(GridRow {
                     r: rr,
                     fm,
-                    segment: unique.then(|| names[0].to_string()),
+                    segment,
                     customers: 0,
                     revenue: zero,
                 });
@@ -311,23 +384,32 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         }
     }
     let mut total = zero;
-    // ABC tiers in monetary order, and the per-segment and per-cell totals (a customer's
-    // segment is a lookup in the scheme's table, repeated when the customers are written)
-    for (a, s) in act.iter().zip(scores.iter_mut()) {
+    // ABC tiers in monetary order, segments, and the per-segment and per-cell totals
+    for (i, (a, s)) in act.iter().zip(scores.iter_mut()).enumerate() {
         let money = to_money(a.money);
         total = money_add(total, money);
-        s[3] = if ranked(a.money) {
+        let active = i < n_active;
+        s[3] = if active && ranked(a.money) {
             tiers.next(money_f(a.money)) as u8
         } else {
             NO_TIER
         };
-        if let Some(t) = &seg_table {
+        let Some(sch) = scheme else { continue };
+        let sc = active.then_some([s[0], s[1], s[2]]);
+        let values = if seg_table.is_some() && active {
+            Values::default() // the table answers from the scores alone
+        } else {
+            rule_values(a, sc, xs.get(i), derived.get(i), to_money, money_f)
+        };
+        let idx = sch.classify(seg_table.as_ref(), sc, &values);
+        s[4] = idx + 1;
+        let row = &mut summary[idx as usize];
+        row.customers += 1;
+        row.revenue = money_add(row.revenue, money);
+        row.frequency_sum += a.freq as i64;
+        row.recency_sum += derived.get(i).map_or(a.recency as i64, |d| d.1 as i64);
+        if active {
             let (ri, fi, mi) = (s[0] as i32, s[1] as i32, s[2] as i32);
-            let row = &mut summary[t[scheme::code_index(ri, fi, mi)] as usize];
-            row.customers += 1;
-            row.revenue = money_add(row.revenue, money);
-            row.frequency_sum += a.freq as i64;
-            row.recency_sum += a.recency as i64;
             let fm = (fi + mi + 1) / 2;
             let cell = &mut grid[((5 - ri) * 5 + (fm - 1)) as usize];
             cell.customers += 1;
@@ -346,17 +428,20 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         },
         method: config.method,
         buckets: config.buckets as i32,
-        scheme: config.scheme.map(|s| s.name.to_string()),
+        scheme: scheme.map(|s| s.name().to_string()),
         thresholds,
         summary,
         grid,
     };
-    let mut w = Writer::new(ANALYSIS_VERSION, 1024 + n_active * 16);
+    let per = if wide { 64 } else { 16 };
+    let mut w = Writer::new(ANALYSIS_VERSION, 1024 + n_out * per);
     header.write(&mut w);
-    // the customers, highest monetary first
+    // the customers: active ones first, highest monetary first
     w.u8(text as u8);
     w.u8(exact_scale.is_some() as u8);
     w.u32(exact_scale.unwrap_or(0));
+    w.u8(wide as u8);
+    w.u8(all as u8);
     w.u32(seg_names.len() as u32);
     for n in &seg_names {
         w.short_bytes(n.as_bytes());
@@ -365,8 +450,15 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     for n in &config.abc_names {
         w.short_bytes(n.as_bytes());
     }
-    w.u64(n_active as u64);
-    for (a, s) in act.iter().zip(&scores) {
+    w.u64(n_out as u64);
+    let money_out = |w: &mut Writer, m: i64| {
+        if exact_scale.is_some() {
+            w.zigzag(m);
+        } else {
+            w.f64(f64::from_bits(m as u64));
+        }
+    };
+    for (i, (a, s)) in act.iter().zip(&scores).enumerate() {
         if text {
             w.short_bytes(key_bytes(a.key));
         } else {
@@ -374,19 +466,22 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         }
         w.varint(a.recency as u64);
         w.varint(a.freq as u64);
-        if exact_scale.is_some() {
-            w.zigzag(a.money);
-        } else {
-            w.f64(f64::from_bits(a.money as u64));
-        }
+        money_out(&mut w, a.money);
         w.u8(s[0]);
         w.u8(s[1]);
         w.u8(s[2]);
-        let segment = seg_table.as_ref().map_or(0, |t| {
-            t[scheme::code_index(s[0] as i32, s[1] as i32, s[2] as i32)] + 1
-        });
-        w.u8(segment);
+        w.u8(s[4]);
         w.u8(s[3]);
+        if let (Some(x), Some(d)) = (xs.get(i), derived.get(i)) {
+            money_out(&mut w, x.purchases);
+            money_out(&mut w, x.before);
+            w.varint(x.returns as u64);
+            w.varint(x.orders_before as u64);
+            w.zigzag(x.first);
+            w.zigzag(x.latest);
+            w.zigzag(d.0 as i64);
+            w.zigzag(d.1 as i64);
+        }
     }
     if text {
         excluded_keys.sort_unstable_by(|a, b| key_bytes(*a).cmp(key_bytes(*b)));
@@ -402,6 +497,67 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         }
     }
     Ok(w.finish())
+}
+
+/// What the rules read of one customer (SPEC §9): `sc` its scores when active, `x` and `d`
+/// (tenure, days since the last purchase) its full metrics when the state kept them.
+fn rule_values(
+    a: &Act,
+    sc: Option<[u8; 3]>,
+    x: Option<&Extra>,
+    d: Option<&(i32, i32)>,
+    to_money: impl Fn(i64) -> Money,
+    money_f: impl Fn(i64) -> f64,
+) -> Values {
+    let mut v = [None; METRIC_COUNT];
+    let active = a.freq > 0;
+    let set = |v: &mut [Option<f64>; METRIC_COUNT], m: Metric, x: f64| v[m as usize] = Some(x);
+    if active {
+        set(&mut v, Metric::RecencyDays, a.recency as f64);
+        set(&mut v, Metric::DaysSinceLast, a.recency as f64);
+    }
+    set(&mut v, Metric::Frequency, a.freq as f64);
+    set(&mut v, Metric::Monetary, money_f(a.money));
+    set(&mut v, Metric::Active, if active { 1.0 } else { 0.0 });
+    if let Some(s) = sc {
+        set(&mut v, Metric::R, s[0] as f64);
+        set(&mut v, Metric::F, s[1] as f64);
+        set(&mut v, Metric::M, s[2] as f64);
+        set(&mut v, Metric::Fm, ((s[1] + s[2] + 1) / 2) as f64);
+    }
+    if let (Some(x), Some(d)) = (x, d) {
+        let purchases = money_f(x.purchases);
+        let returned = money_sub(to_money(x.purchases), to_money(a.money)).to_f64();
+        if a.freq > 0 {
+            set(&mut v, Metric::Aov, purchases / a.freq as f64);
+        }
+        set(&mut v, Metric::Returns, x.returns as f64);
+        set(&mut v, Metric::ReturnAmount, returned);
+        let rate = if purchases > 0.0 {
+            returned / purchases
+        } else {
+            0.0
+        };
+        set(&mut v, Metric::ReturnRate, rate);
+        set(&mut v, Metric::TenureDays, d.0 as f64);
+        set(&mut v, Metric::DaysSinceLast, d.1 as f64);
+        set(
+            &mut v,
+            Metric::LifetimeOrders,
+            a.freq as f64 + x.orders_before as f64,
+        );
+        let lifetime = money_add(to_money(a.money), to_money(x.before));
+        set(&mut v, Metric::LifetimeValue, lifetime.to_f64());
+    }
+    Values(v)
+}
+
+fn money_sub(a: Money, b: Money) -> Money {
+    match (a, b) {
+        (Money::Exact(x, s), Money::Exact(y, _)) => Money::Exact(x - y, s),
+        (Money::Float(x), Money::Float(y)) => Money::Float(x - y),
+        (a, _) => a,
+    }
 }
 
 #[cfg(test)]

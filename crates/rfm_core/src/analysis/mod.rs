@@ -61,7 +61,8 @@ mod testing {
             window_start: 100 * DAY - 365 * DAY,
             period: "12 months".into(),
             buckets: 5,
-            scheme: Some(scheme::builtin("standard").unwrap()),
+            scheme: Some(scheme::Segmenter::builtin("standard").unwrap()),
+            metrics: false,
             method,
             fixed: None,
             abc_shares: abc::DEFAULT_SHARES.to_vec(),
@@ -73,7 +74,8 @@ mod testing {
 
     /// UTC days: day d starts at d * DAY.
     pub(super) fn days(c: &Config) -> Days {
-        let first = (c.window_start / DAY) as i32 - 1;
+        // a thousand days before the window: the full metrics read earlier purchases
+        let first = (c.window_start / DAY) as i32 - 1000;
         let last = (c.as_of / DAY) as i32 + 1;
         Days {
             first_day: first,

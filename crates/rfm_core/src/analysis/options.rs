@@ -5,7 +5,8 @@ use super::{read_opt, write_opt};
 use crate::abc;
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, RfmError};
-use crate::scheme::{self, Scheme};
+use crate::rules::{Population, RuleScheme};
+use crate::scheme::{self, Segmenter};
 use crate::score;
 
 /// How thresholds are chosen.
@@ -53,7 +54,10 @@ pub struct Config {
     pub period: String,
     pub buckets: usize,
     /// `None` when the user asked for no segments (`"scheme": null`).
-    pub scheme: Option<&'static Scheme>,
+    pub scheme: Option<Segmenter>,
+    /// The option `"metrics": true`: compute the customer metrics of SPEC §9 even when the
+    /// scheme does not need them.
+    pub metrics: bool,
     pub method: Method,
     /// Fixed thresholds for recency, frequency, monetary (method `fixed`).
     pub fixed: Option<[Vec<f64>; 3]>,
@@ -69,13 +73,28 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether the state keeps the full customer metrics (SPEC §9): asked for by the
+    /// options or needed by the scheme.
+    pub fn wide(&self) -> bool {
+        self.metrics || self.scheme.as_ref().is_some_and(|s| s.needs_metrics())
+    }
+
+    /// Who is output: a scheme with population `all` outputs every customer with a purchase
+    /// at or before `as_of`; otherwise only the active customers.
+    pub fn population(&self) -> Population {
+        self.scheme
+            .as_ref()
+            .map_or(Population::Active, |s| s.population())
+    }
+
     /// Checks the combination of settings (schemes need 5 buckets; fixed needs thresholds).
     pub fn validate(&self) -> Result<()> {
-        if let Some(s) = self.scheme {
-            if self.buckets != scheme::SCHEME_BUCKETS as usize {
+        if let Some(s) = &self.scheme {
+            if self.buckets != scheme::SCHEME_BUCKETS as usize && s.uses_scores() {
                 return Err(RfmError::invalid(format!(
                     "scheme \"{}\" is defined on 5 buckets, but buckets is {}",
-                    s.name, self.buckets
+                    s.name(),
+                    self.buckets
                 ))
                 .with_hint(
                     "Use \"buckets\": 5, or \"scheme\": null for scores without segments.",
@@ -133,7 +152,24 @@ impl Config {
         w.i64(self.window_start);
         w.bytes(self.period.as_bytes());
         w.u32(self.buckets as u32);
-        w.bytes(self.scheme.map(|s| s.name).unwrap_or("").as_bytes());
+        match &self.scheme {
+            None => w.u8(0),
+            Some(Segmenter::Rules {
+                name,
+                rules,
+                builtin: false,
+            }) => {
+                // a user's scheme travels with its document
+                w.u8(2);
+                w.bytes(name.as_bytes());
+                w.bytes(rules.to_json().to_string().as_bytes());
+            }
+            Some(s) => {
+                w.u8(1);
+                w.bytes(s.name().as_bytes());
+            }
+        }
+        w.u8(self.metrics as u8);
         w.u8(self.method as u8);
         match &self.fixed {
             None => w.u8(0),
@@ -158,11 +194,21 @@ impl Config {
         let window_start = r.i64()?;
         let period = String::from_utf8(r.bytes()?.to_vec()).ok()?;
         let buckets = r.u32()? as usize;
-        let scheme_name = std::str::from_utf8(r.bytes()?).ok()?;
-        let scheme = if scheme_name.is_empty() {
-            None
-        } else {
-            Some(scheme::builtin(scheme_name).ok()?)
+        let scheme = match r.u8()? {
+            0 => None,
+            1 => Some(Segmenter::builtin(std::str::from_utf8(r.bytes()?).ok()?).ok()?),
+            2 => {
+                let name = std::str::from_utf8(r.bytes()?).ok()?;
+                let doc = std::str::from_utf8(r.bytes()?).ok()?;
+                let rules = RuleScheme::parse_text(name, doc).ok()?;
+                Some(Segmenter::user(name, rules).ok()?)
+            }
+            _ => return None,
+        };
+        let metrics = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
         };
         let method = Method::from_u8(r.u8()?)?;
         let fixed = match r.u8()? {
@@ -187,6 +233,7 @@ impl Config {
             period,
             buckets,
             scheme,
+            metrics,
             method,
             fixed,
             abc_shares,

@@ -32,6 +32,105 @@ pub(super) struct Entry {
     pub(super) freq: u32,
 }
 
+/// What the full customer metrics (SPEC §9) need beyond an [`Entry`]: 40 bytes, kept only
+/// when a scheme or the options ask for them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Extra {
+    /// Purchase amounts in the window (units at the state's scale, or f64 bits).
+    pub(super) purchases: i64,
+    /// Amounts of the rows before the window (units or f64 bits).
+    pub(super) before: i64,
+    /// The first and the latest purchase at or before `as_of` (PostgreSQL microseconds);
+    /// meaningful when the customer has a purchase (`freq + orders_before > 0`).
+    pub(super) first: i64,
+    pub(super) latest: i64,
+    /// Return rows in the window.
+    pub(super) returns: u32,
+    /// Purchases before the window.
+    pub(super) orders_before: u32,
+}
+
+/// One customer with the full metrics: 64 bytes in the table.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wide {
+    pub(super) base: Entry,
+    pub(super) x: Extra,
+}
+
+/// A table slot: an [`Entry`], possibly with [`Extra`].
+pub(super) trait Slot: Copy {
+    fn fresh(key: u64, money: i64) -> Self;
+    fn base(&self) -> &Entry;
+    fn extra(&self) -> Option<&Extra>;
+}
+
+impl Slot for Entry {
+    #[inline]
+    fn fresh(key: u64, money: i64) -> Self {
+        Entry {
+            key,
+            money,
+            last: 0,
+            freq: 0,
+        }
+    }
+    #[inline]
+    fn base(&self) -> &Entry {
+        self
+    }
+    #[inline]
+    fn extra(&self) -> Option<&Extra> {
+        None
+    }
+}
+
+impl Slot for Wide {
+    #[inline]
+    fn fresh(key: u64, money: i64) -> Self {
+        Wide {
+            base: Entry::fresh(key, money),
+            x: Extra {
+                purchases: money,
+                before: money,
+                first: i64::MAX,
+                latest: i64::MIN,
+                returns: 0,
+                orders_before: 0,
+            },
+        }
+    }
+    #[inline]
+    fn base(&self) -> &Entry {
+        &self.base
+    }
+    #[inline]
+    fn extra(&self) -> Option<&Extra> {
+        Some(&self.x)
+    }
+}
+
+/// The customers: plain entries, or wide ones with the full metrics.
+pub(super) enum Tables {
+    Narrow(HashTable<Entry>),
+    Wide(HashTable<Wide>),
+}
+
+impl Tables {
+    fn len(&self) -> usize {
+        match self {
+            Tables::Narrow(t) => t.len(),
+            Tables::Wide(t) => t.len(),
+        }
+    }
+
+    fn allocation_size(&self) -> usize {
+        match self {
+            Tables::Narrow(t) => t.allocation_size(),
+            Tables::Wide(t) => t.allocation_size(),
+        }
+    }
+}
+
 /// An instant in the window as whole seconds after the state's base (the window start
 /// rounded down to a second), plus one. Local days start at whole seconds, so the second
 /// of a purchase tells its day exactly; 32 bits cover 136 years.
@@ -47,7 +146,7 @@ pub struct State {
     pub config: Config,
     pub(super) text_keys: bool,
     pub(super) money: MoneyKind,
-    pub(super) table: HashTable<Entry>,
+    pub(super) table: Tables,
     pub(super) arena: Vec<u8>,
     hasher: foldhash::fast::FixedState,
     /// The window start rounded down to a whole second (microseconds): where stamps count from.
@@ -70,18 +169,22 @@ pub struct State {
 const BATCH: usize = 64;
 
 /// A row waiting to be added: its key (bigint, or offset << 32 | length in the pending
-/// text), its amount (units at the state's scale, or f64 bits) and where it falls.
+/// text), its amount (units at the state's scale, or f64 bits), where it falls and (for
+/// the full metrics) its time.
 #[derive(Debug, Clone, Copy)]
 struct Row {
     key: u64,
     money: i64,
+    ts: i64,
     kind: RowKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RowKind {
-    /// Outside the window: the customer is only seen (and counted as excluded).
-    Outside,
+    /// At or before the window start: the customer is seen (counted as excluded unless it
+    /// buys in the window); with the full metrics, a purchase (true) or a return counts
+    /// toward the lifetime figures.
+    Outside(bool),
     Purchase(Stamp),
     Return,
 }
@@ -90,8 +193,180 @@ fn overflow() -> RfmError {
     numeric::too_large()
 }
 
+/// Adds two amounts of the state's kind.
+#[inline]
+fn add_money(exact: bool, a: i64, b: i64) -> Result<i64> {
+    if exact {
+        a.checked_add(b).ok_or_else(overflow)
+    } else {
+        Ok((f64::from_bits(a as u64) + f64::from_bits(b as u64)).to_bits() as i64)
+    }
+}
+
+/// Where text keys and the hash come from, borrowed apart from the table.
+struct Keys<'a> {
+    arena: &'a mut Vec<u8>,
+    hasher: &'a foldhash::fast::FixedState,
+    text: bool,
+}
+
+fn key_of<'a>(arena: &'a [u8], text: bool, e: &Entry) -> Key<'a> {
+    if text {
+        let off = (e.key >> 32) as usize;
+        let len = (e.key & 0xFFFF_FFFF) as usize;
+        Key::Text(&arena[off..off + len])
+    } else {
+        Key::Int(e.key as i64)
+    }
+}
+
+fn hash_key(hasher: &foldhash::fast::FixedState, key: Key) -> u64 {
+    match key {
+        Key::Int(k) => hasher.hash_one(k),
+        Key::Text(t) => hasher.hash_one(t),
+    }
+}
+
+/// The slot of `key` in `table`, created empty when new. `peak` records the memory held
+/// while the table grows (the old and the new table together).
+fn slot<'t, T: Slot>(
+    table: &'t mut HashTable<T>,
+    keys: Keys<'_>,
+    max_customers: usize,
+    empty_money: i64,
+    peak: &mut usize,
+    key: Key,
+) -> Result<&'t mut T> {
+    let Keys {
+        arena,
+        hasher,
+        text,
+    } = keys;
+    if table.len() == table.capacity() {
+        // the table is full and grows now (hashbrown's entry() would grow it too)
+        let before = table.allocation_size() + arena.capacity();
+        let arena_ref: &Vec<u8> = arena;
+        table.reserve(1, |e| hash_key(hasher, key_of(arena_ref, text, e.base())));
+        *peak = (*peak).max(before + table.allocation_size() + arena.capacity());
+    }
+    let hash = hash_key(hasher, key);
+    let at_limit = table.len() >= max_customers;
+    // one probe: the closures read the arena only while the slot is being found
+    let found = {
+        let arena_ref: &Vec<u8> = arena;
+        table.entry(
+            hash,
+            |e| key_of(arena_ref, text, e.base()) == key,
+            |e| hash_key(hasher, key_of(arena_ref, text, e.base())),
+        )
+    };
+    match found {
+        hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
+        hashbrown::hash_table::Entry::Vacant(v) => {
+            if at_limit {
+                return Err(customer_limit(max_customers));
+            }
+            let stored = match key {
+                Key::Int(k) => k as u64,
+                Key::Text(t) => {
+                    let off = arena.len();
+                    if off + t.len() > u32::MAX as usize {
+                        return Err(too_many_customers(v.into_table().len()));
+                    }
+                    arena.extend_from_slice(t);
+                    ((off as u64) << 32) | t.len() as u64
+                }
+            };
+            Ok(v.insert(T::fresh(stored, empty_money)).into_mut())
+        }
+    }
+}
+
+/// Counts one row of `e` in the window: a purchase at `stamp`, or a return.
+#[inline]
+fn count_row(e: &mut Entry, purchase: Option<Stamp>) -> Result<()> {
+    match purchase {
+        Some(s) => {
+            e.last = if e.freq == 0 { s } else { e.last.max(s) };
+            e.freq = e.freq.checked_add(1).ok_or_else(too_many_rows)?;
+        }
+        None if e.freq == 0 => e.last = e.last.checked_add(1).ok_or_else(too_many_rows)?,
+        None => {}
+    }
+    Ok(())
+}
+
+/// Adds one row to a plain entry.
+#[inline]
+fn add_narrow(e: &mut Entry, exact: bool, r: &Row) -> Result<()> {
+    let purchase = match r.kind {
+        RowKind::Outside(_) => return Ok(()),
+        RowKind::Purchase(s) => Some(s),
+        RowKind::Return => None,
+    };
+    e.money = add_money(exact, e.money, r.money)?;
+    count_row(e, purchase)
+}
+
+/// Adds one row to a wide entry.
+#[inline]
+fn add_wide(w: &mut Wide, exact: bool, r: &Row) -> Result<()> {
+    let x = &mut w.x;
+    match r.kind {
+        RowKind::Outside(purchase) => {
+            x.before = add_money(exact, x.before, r.money)?;
+            if purchase {
+                x.orders_before = x.orders_before.checked_add(1).ok_or_else(too_many_rows)?;
+            } else {
+                return Ok(());
+            }
+        }
+        RowKind::Purchase(_) => x.purchases = add_money(exact, x.purchases, r.money)?,
+        RowKind::Return => {
+            x.returns = x.returns.checked_add(1).ok_or_else(too_many_rows)?;
+        }
+    }
+    if r.kind != RowKind::Return {
+        x.first = x.first.min(r.ts);
+        x.latest = x.latest.max(r.ts);
+    }
+    add_narrow(&mut w.base, exact, r)
+}
+
+/// Merges the metrics of one customer of another state.
+fn merge_extra(x: &mut Extra, o: &Extra, exact: bool) -> Result<()> {
+    x.purchases = add_money(exact, x.purchases, o.purchases)?;
+    x.before = add_money(exact, x.before, o.before)?;
+    x.first = x.first.min(o.first);
+    x.latest = x.latest.max(o.latest);
+    x.returns = x.returns.checked_add(o.returns).ok_or_else(too_many_rows)?;
+    x.orders_before = x
+        .orders_before
+        .checked_add(o.orders_before)
+        .ok_or_else(too_many_rows)?;
+    Ok(())
+}
+
+/// Merges the window figures of one customer of another state.
+fn merge_entry(e: &mut Entry, o: &Entry, exact: bool) -> Result<()> {
+    e.money = add_money(exact, e.money, o.money)?;
+    e.last = match (e.freq, o.freq) {
+        (0, 0) => e.last.checked_add(o.last).ok_or_else(too_many_rows)?, // return rows
+        (0, _) => o.last,
+        (_, 0) => e.last,
+        _ => e.last.max(o.last),
+    };
+    e.freq = e.freq.checked_add(o.freq).ok_or_else(too_many_rows)?;
+    Ok(())
+}
+
 impl State {
     pub fn new(config: Config, text_keys: bool, exact: bool) -> State {
+        let table = if config.wide() {
+            Tables::Wide(HashTable::new())
+        } else {
+            Tables::Narrow(HashTable::new())
+        };
         State {
             base: config.window_start.div_euclid(MICROS) * MICROS,
             window_rows: 0,
@@ -102,7 +377,7 @@ impl State {
             } else {
                 MoneyKind::Float
             },
-            table: HashTable::new(),
+            table,
             arena: Vec::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x0005_eed0_f2f3),
             peak_bytes: 0,
@@ -122,13 +397,18 @@ impl State {
         matches!(self.money, MoneyKind::Exact { .. })
     }
 
+    /// Whether the state keeps the full customer metrics.
+    pub fn wide(&self) -> bool {
+        matches!(self.table, Tables::Wide(_))
+    }
+
     /// Customers seen so far (active or not), once [`State::flush`] has run.
     pub fn len(&self) -> usize {
         self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty() && self.pending.is_empty()
+        self.table.len() == 0 && self.pending.is_empty()
     }
 
     /// Bytes the state holds now (hash table and text key arena).
@@ -141,90 +421,23 @@ impl State {
         self.peak_bytes.max(self.memory_bytes())
     }
 
-    /// Records the memory of a table growth: `before` bytes were held while the new
-    /// table was allocated.
-    fn note_growth(&mut self, before: usize) {
-        let now = self.memory_bytes();
-        self.peak_bytes = self.peak_bytes.max(before + now);
-    }
-
-    fn key_of<'a>(arena: &'a [u8], text: bool, e: &Entry) -> Key<'a> {
-        if text {
-            let off = (e.key >> 32) as usize;
-            let len = (e.key & 0xFFFF_FFFF) as usize;
-            Key::Text(&arena[off..off + len])
-        } else {
-            Key::Int(e.key as i64)
+    /// The earliest purchase at or before `as_of` (PostgreSQL microseconds), when the state
+    /// keeps the full metrics: the local days from there on are what the final step needs.
+    pub fn oldest_purchase(&self) -> Option<i64> {
+        match &self.table {
+            Tables::Narrow(_) => None,
+            Tables::Wide(t) => t
+                .iter()
+                .filter(|w| w.base.freq + w.x.orders_before > 0)
+                .map(|w| w.x.first)
+                .min(),
         }
     }
 
-    fn hash_key(hasher: &foldhash::fast::FixedState, key: Key) -> u64 {
-        match key {
-            Key::Int(k) => hasher.hash_one(k),
-            Key::Text(t) => hasher.hash_one(t),
-        }
-    }
-
-    /// The entry of `key`, created empty when new.
-    fn entry(&mut self, key: Key) -> Result<&mut Entry> {
-        if self.table.len() == self.table.capacity() {
-            // the table is full and grows now (hashbrown's entry() would grow it too): the
-            // old and the new table are held together for a moment
-            let before = self.memory_bytes();
-            let (arena, hasher, text) = (&self.arena, &self.hasher, self.text_keys);
-            self.table
-                .reserve(1, |e| Self::hash_key(hasher, Self::key_of(arena, text, e)));
-            self.note_growth(before);
-        }
-        let hash = Self::hash_key(&self.hasher, key);
-        let empty_money = match self.money {
+    fn empty_money(&self) -> i64 {
+        match self.money {
             MoneyKind::Exact { .. } => 0,
             MoneyKind::Float => 0f64.to_bits() as i64,
-        };
-        let State {
-            table,
-            arena,
-            hasher,
-            text_keys,
-            max_customers,
-            ..
-        } = self;
-        let text = *text_keys;
-        let at_limit = table.len() >= *max_customers;
-        // one probe: the closures read the arena only while the slot is being found
-        let slot = {
-            let arena_ref: &Vec<u8> = arena;
-            table.entry(
-                hash,
-                |e| Self::key_of(arena_ref, text, e) == key,
-                |e| Self::hash_key(hasher, Self::key_of(arena_ref, text, e)),
-            )
-        };
-        match slot {
-            hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                if at_limit {
-                    return Err(customer_limit(*max_customers));
-                }
-                let stored = match key {
-                    Key::Int(k) => k as u64,
-                    Key::Text(t) => {
-                        let off = arena.len();
-                        if off + t.len() > u32::MAX as usize {
-                            return Err(too_many_customers(v.into_table().len()));
-                        }
-                        arena.extend_from_slice(t);
-                        ((off as u64) << 32) | t.len() as u64
-                    }
-                };
-                Ok(v.insert(Entry {
-                    key: stored,
-                    money: empty_money,
-                    last: 0,
-                    freq: 0,
-                })
-                .into_mut())
-            }
         }
     }
 
@@ -234,8 +447,23 @@ impl State {
             if scale > old {
                 let factor = i64::try_from(numeric::pow10(scale - old).ok_or_else(overflow)?)
                     .map_err(|_| overflow())?;
-                for e in self.table.iter_mut() {
-                    e.money = e.money.checked_mul(factor).ok_or_else(overflow)?;
+                let up = |m: &mut i64| -> Result<()> {
+                    *m = m.checked_mul(factor).ok_or_else(overflow)?;
+                    Ok(())
+                };
+                match &mut self.table {
+                    Tables::Narrow(t) => {
+                        for e in t.iter_mut() {
+                            up(&mut e.money)?;
+                        }
+                    }
+                    Tables::Wide(t) => {
+                        for w in t.iter_mut() {
+                            up(&mut w.base.money)?;
+                            up(&mut w.x.purchases)?;
+                            up(&mut w.x.before)?;
+                        }
+                    }
                 }
                 self.money = MoneyKind::Exact { scale };
             }
@@ -252,26 +480,14 @@ impl State {
         ((ts - self.base) / MICROS + 1) as Stamp
     }
 
-    /// Counts one row of `e` in the window: a purchase at `stamp`, or a return.
-    fn count_row(e: &mut Entry, purchase: Option<Stamp>) -> Result<()> {
-        match purchase {
-            Some(s) => {
-                e.last = if e.freq == 0 { s } else { e.last.max(s) };
-                e.freq = e.freq.checked_add(1).ok_or_else(too_many_rows)?;
-            }
-            None if e.freq == 0 => e.last = e.last.checked_add(1).ok_or_else(too_many_rows)?,
-            None => {}
-        }
-        Ok(())
-    }
-
     /// Adds one row with an exact amount.
     pub fn add_exact(&mut self, key: Key, ts: i64, amount: Decimal) -> Result<()> {
         if ts > self.config.as_of {
             return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
         }
-        if !self.in_window(ts) {
-            return self.push(key, 0, RowKind::Outside);
+        let inside = self.in_window(ts);
+        if !inside && !self.wide() {
+            return self.push(key, 0, ts, RowKind::Outside(false));
         }
         let scale = match self.money {
             MoneyKind::Exact { scale } => scale,
@@ -285,12 +501,12 @@ impl State {
         let scale = scale.max(amount.scale);
         let units = numeric::rescale(amount.units, amount.scale, scale).ok_or_else(overflow)?;
         let units = i64::try_from(units).map_err(|_| overflow())?;
-        let kind = if units >= 0 {
-            RowKind::Purchase(self.stamp(ts))
-        } else {
-            RowKind::Return
+        let kind = match (inside, units >= 0) {
+            (false, purchase) => RowKind::Outside(purchase),
+            (true, true) => RowKind::Purchase(self.stamp(ts)),
+            (true, false) => RowKind::Return,
         };
-        self.push(key, units, kind)
+        self.push(key, units, ts, kind)
     }
 
     /// Adds one row with a double precision amount (already checked to be finite).
@@ -298,19 +514,16 @@ impl State {
         if ts > self.config.as_of {
             return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
         }
-        if !self.in_window(ts) {
-            return self.push(key, 0, RowKind::Outside);
-        }
-        let kind = if amount >= 0.0 {
-            RowKind::Purchase(self.stamp(ts))
-        } else {
-            RowKind::Return
+        let kind = match (self.in_window(ts), amount >= 0.0) {
+            (false, purchase) => RowKind::Outside(purchase),
+            (true, true) => RowKind::Purchase(self.stamp(ts)),
+            (true, false) => RowKind::Return,
         };
-        self.push(key, amount.to_bits() as i64, kind)
+        self.push(key, amount.to_bits() as i64, ts, kind)
     }
 
     /// Queues a row; every [`BATCH`] rows, adds them to the table.
-    fn push(&mut self, key: Key, money: i64, kind: RowKind) -> Result<()> {
+    fn push(&mut self, key: Key, money: i64, ts: i64, kind: RowKind) -> Result<()> {
         let key = match key {
             Key::Int(k) => k as u64,
             Key::Text(t) => {
@@ -319,7 +532,12 @@ impl State {
                 (off << 32) | t.len() as u64
             }
         };
-        self.pending.push(Row { key, money, kind });
+        self.pending.push(Row {
+            key,
+            money,
+            ts,
+            kind,
+        });
         if self.pending.len() >= BATCH {
             self.flush()
         } else {
@@ -335,35 +553,49 @@ impl State {
         let mut rows = std::mem::take(&mut self.pending);
         let mut text = std::mem::take(&mut self.pending_text);
         let exact = self.exact();
+        let empty = self.empty_money();
+        let text_keys = self.text_keys;
         let mut result = Ok(());
-        for r in &rows {
-            let key = if self.text_keys {
+        let State {
+            table,
+            arena,
+            hasher,
+            max_customers,
+            peak_bytes,
+            window_rows,
+            ..
+        } = self;
+        let key_at = |r: &Row| -> Key<'_> {
+            if text_keys {
                 let (off, len) = ((r.key >> 32) as usize, (r.key & 0xFFFF_FFFF) as usize);
                 Key::Text(&text[off..off + len])
             } else {
                 Key::Int(r.key as i64)
+            }
+        };
+        macro_rules! add_rows {
+            ($t:expr, $add:expr) => {
+                for r in &rows {
+                    let keys = Keys {
+                        arena: &mut *arena,
+                        hasher: &*hasher,
+                        text: text_keys,
+                    };
+                    let step = slot($t, keys, *max_customers, empty, peak_bytes, key_at(r))
+                        .and_then(|e| $add(e, exact, r));
+                    if !matches!(r.kind, RowKind::Outside(_)) {
+                        *window_rows += 1;
+                    }
+                    if let Err(e) = step {
+                        result = Err(e);
+                        break;
+                    }
+                }
             };
-            let step = self.entry(key).and_then(|e| {
-                let purchase = match r.kind {
-                    RowKind::Outside => return Ok(()),
-                    RowKind::Purchase(s) => Some(s),
-                    RowKind::Return => None,
-                };
-                e.money = if exact {
-                    e.money.checked_add(r.money).ok_or_else(overflow)?
-                } else {
-                    (f64::from_bits(e.money as u64) + f64::from_bits(r.money as u64)).to_bits()
-                        as i64
-                };
-                Self::count_row(e, purchase)
-            });
-            if r.kind != RowKind::Outside {
-                self.window_rows += 1;
-            }
-            if let Err(e) = step {
-                result = Err(e);
-                break;
-            }
+        }
+        match table {
+            Tables::Narrow(t) => add_rows!(t, add_narrow),
+            Tables::Wide(t) => add_rows!(t, add_wide),
         }
         // keep the buffers' memory for the next batch
         rows.clear();
@@ -380,6 +612,7 @@ impl State {
         if other.config != self.config
             || other.text_keys != self.text_keys
             || std::mem::discriminant(&other.money) != std::mem::discriminant(&self.money)
+            || other.wide() != self.wide()
         {
             return Err(RfmError::invalid(
                 "options and argument types must be the same for every row",
@@ -391,25 +624,43 @@ impl State {
             self.raise_scale(b)?;
             other.raise_scale(a)?;
         }
-        let exact = matches!(self.money, MoneyKind::Exact { .. });
+        let exact = self.exact();
+        let empty = self.empty_money();
         let text = other.text_keys;
         self.window_rows += other.window_rows;
-        for o in other.table.iter() {
-            let key = Self::key_of(&other.arena, text, o);
-            let e = self.entry(key)?;
-            if exact {
-                e.money = e.money.checked_add(o.money).ok_or_else(overflow)?;
-            } else {
-                e.money = (f64::from_bits(e.money as u64) + f64::from_bits(o.money as u64))
-                    .to_bits() as i64;
-            }
-            e.last = match (e.freq, o.freq) {
-                (0, 0) => e.last.checked_add(o.last).ok_or_else(too_many_rows)?, // return rows
-                (0, _) => o.last,
-                (_, 0) => e.last,
-                _ => e.last.max(o.last),
+        let State {
+            table,
+            arena,
+            hasher,
+            max_customers,
+            peak_bytes,
+            ..
+        } = self;
+        macro_rules! merge_rows {
+            ($mine:expr, $theirs:expr, $each:expr) => {
+                for o in $theirs.iter() {
+                    let keys = Keys {
+                        arena: &mut *arena,
+                        hasher: &*hasher,
+                        text,
+                    };
+                    let key = key_of(&other.arena, text, o.base());
+                    let e = slot($mine, keys, *max_customers, empty, peak_bytes, key)?;
+                    $each(e, o)?;
+                }
             };
-            e.freq = e.freq.checked_add(o.freq).ok_or_else(too_many_rows)?;
+        }
+        match (table, &other.table) {
+            (Tables::Narrow(t), Tables::Narrow(o)) => {
+                merge_rows!(t, o, |e: &mut Entry, o: &Entry| merge_entry(e, o, exact))
+            }
+            (Tables::Wide(t), Tables::Wide(o)) => {
+                merge_rows!(t, o, |e: &mut Wide, o: &Wide| {
+                    merge_entry(&mut e.base, &o.base, exact)?;
+                    merge_extra(&mut e.x, &o.x, exact)
+                })
+            }
+            _ => unreachable!("checked above"),
         }
         Ok(())
     }
@@ -417,7 +668,8 @@ impl State {
     /// Serialized state (version [`STATE_VERSION`]); pending rows are added first.
     pub fn serialize(&mut self) -> Result<Vec<u8>> {
         self.flush()?;
-        let mut w = Writer::new(STATE_VERSION, 64 + self.table.len() * 24 + self.arena.len());
+        let per = if self.wide() { 64 } else { 24 };
+        let mut w = Writer::new(STATE_VERSION, 64 + self.len() * per + self.arena.len());
         self.config.write(&mut w);
         w.u8(self.text_keys as u8);
         match self.money {
@@ -432,12 +684,26 @@ impl State {
         }
         w.bytes(&self.arena);
         w.u64(self.window_rows);
-        w.u64(self.table.len() as u64);
-        for e in self.table.iter() {
+        w.u64(self.len() as u64);
+        let entry = |w: &mut Writer, e: &Entry| {
             w.u64(e.key);
             w.i64(e.money);
             w.u32(e.last);
             w.u32(e.freq);
+        };
+        match &self.table {
+            Tables::Narrow(t) => t.iter().for_each(|e| entry(&mut w, e)),
+            Tables::Wide(t) => {
+                for e in t.iter() {
+                    entry(&mut w, &e.base);
+                    w.i64(e.x.purchases);
+                    w.i64(e.x.before);
+                    w.i64(e.x.first);
+                    w.i64(e.x.latest);
+                    w.u32(e.x.returns);
+                    w.u32(e.x.orders_before);
+                }
+            }
         }
         Ok(w.finish())
     }
@@ -450,42 +716,77 @@ impl State {
         let scale = r.u32()?;
         let arena = r.bytes()?.to_vec();
         let window_rows = r.u64()?;
-        // 24 bytes an entry: a forged count fails here, before the table is allocated
-        let n = r.count_u64(24)?;
         let mut state = State::new(config, text_keys, exact);
+        // 24 or 64 bytes an entry: a forged count fails here, before the table is allocated
+        let n = r.count_u64(if state.wide() { 64 } else { 24 })?;
         if exact {
             state.money = MoneyKind::Exact { scale };
         }
         state.arena = arena;
         state.window_rows = window_rows;
-        state.table.reserve(n, |_| 0);
-        for _ in 0..n {
+        let State {
+            table,
+            arena,
+            hasher,
+            ..
+        } = &mut state;
+        fn read_entry(r: &mut Reader, text: bool, arena: &[u8]) -> Option<Entry> {
             let e = Entry {
                 key: r.u64()?,
                 money: r.i64()?,
                 last: r.u32()?,
                 freq: r.u32()?,
             };
-            if text_keys {
+            if text {
                 let (off, len) = ((e.key >> 32) as usize, (e.key & 0xFFFF_FFFF) as usize);
-                if off.checked_add(len)? > state.arena.len() {
+                if off.checked_add(len)? > arena.len() {
                     return None;
                 }
             }
-            let hash = Self::hash_key(&state.hasher, Self::key_of(&state.arena, text_keys, &e));
-            let (arena, hasher) = (&state.arena, &state.hasher);
-            state.table.insert_unique(hash, e, |x| {
-                Self::hash_key(hasher, Self::key_of(arena, text_keys, x))
-            });
+            Some(e)
+        }
+        fn insert<T: Slot>(
+            t: &mut HashTable<T>,
+            hasher: &foldhash::fast::FixedState,
+            arena: &[u8],
+            text: bool,
+            e: T,
+        ) {
+            let hash = hash_key(hasher, key_of(arena, text, e.base()));
+            t.insert_unique(hash, e, |x| hash_key(hasher, key_of(arena, text, x.base())));
+        }
+        match table {
+            Tables::Narrow(t) => {
+                t.reserve(n, |_| 0);
+                for _ in 0..n {
+                    let e = read_entry(&mut r, text_keys, arena)?;
+                    insert(t, hasher, arena, text_keys, e);
+                }
+            }
+            Tables::Wide(t) => {
+                t.reserve(n, |_| 0);
+                for _ in 0..n {
+                    let base = read_entry(&mut r, text_keys, arena)?;
+                    let x = Extra {
+                        purchases: r.i64()?,
+                        before: r.i64()?,
+                        first: r.i64()?,
+                        latest: r.i64()?,
+                        returns: r.u32()?,
+                        orders_before: r.u32()?,
+                    };
+                    insert(t, hasher, arena, text_keys, Wide { base, x });
+                }
+            }
         }
         r.end()?;
         Some(state)
     }
 }
 
-/// Version 3: 24-byte entries, the latest purchase as a stamp; the options carry
-/// `abc_min_sales` and `keep_excluded`.
-const STATE_VERSION: u8 = 3;
+/// Version 4: 24-byte entries, the latest purchase as a stamp, or 64-byte entries with the
+/// full customer metrics; the options carry the scheme (a user's with its document).
+const STATE_VERSION: u8 = 4;
 
 fn too_many_rows() -> RfmError {
     RfmError::new(
@@ -585,5 +886,6 @@ mod tests {
     #[test]
     fn an_entry_stays_small() {
         assert_eq!(std::mem::size_of::<Entry>(), 24);
+        assert_eq!(std::mem::size_of::<Wide>(), 64);
     }
 }

@@ -7,10 +7,12 @@ use crate::codec::{Reader, Writer};
 use crate::error::{ErrorKind, Result, RfmError};
 use crate::numeric;
 
-/// Version 3: customers encoded compactly (varints, segment and tier as indexes; tier
-/// [`NO_TIER`] for a customer below `abc_min_sales`), then the keys of the excluded
-/// customers (none unless `keep_excluded`).
-pub(super) const ANALYSIS_VERSION: u8 = 3;
+/// Version 4: customers encoded compactly (varints, segment and tier as indexes; tier
+/// [`NO_TIER`] for a customer below `abc_min_sales`; scores 0 for a customer who is not
+/// active, output by a scheme with population `all`), with the full metrics when the
+/// analysis computed them, then the keys of the excluded customers (none unless
+/// `keep_excluded`).
+pub(super) const ANALYSIS_VERSION: u8 = 4;
 
 /// The tier index of a customer left out of the ABC ranking.
 pub(super) const NO_TIER: u8 = u8::MAX;
@@ -70,22 +72,61 @@ impl Money {
     }
 }
 
-/// One active customer in the result.
+/// The full metrics of a customer (SPEC §9), when the analysis computed them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metrics {
+    /// Purchase amounts in the window (returns left out): `aov` = this / `frequency`.
+    pub purchases: Money,
+    /// Return rows in the window and their amount as a positive number.
+    pub returns: i64,
+    pub return_amount: Money,
+    /// First and latest purchase at or before `as_of` (PostgreSQL microseconds).
+    pub first_purchase_at: i64,
+    pub last_purchase_at: i64,
+    pub tenure_days: i32,
+    pub days_since_last: i32,
+    /// Purchase rows and the sum of all amounts at or before `as_of`.
+    pub lifetime_orders: i64,
+    pub lifetime_value: Money,
+}
+
+impl Metrics {
+    /// `return_amount` / purchase amounts (0 when there are none).
+    pub fn return_rate(&self) -> f64 {
+        let p = self.purchases.to_f64();
+        if p > 0.0 {
+            self.return_amount.to_f64() / p
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One customer in the result: an active one, or (population `all`) one with a purchase
+/// at or before `as_of` but none in the window, who has no scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerRow {
     pub key: String,
+    /// Days since the latest purchase in the window (0 and meaningless when not active).
     pub recency_days: i32,
     pub frequency: i64,
     pub monetary: Money,
+    /// Scores 1..=buckets, 0 for a customer who is not active.
     pub r: i32,
     pub f: i32,
     pub m: i32,
     pub segment: Option<String>,
-    /// `None` for a customer whose monetary is below `abc_min_sales`.
+    /// `None` for a customer whose monetary is below `abc_min_sales` (or not active).
     pub abc_tier: Option<String>,
+    pub metrics: Option<Metrics>,
 }
 
 impl CustomerRow {
+    /// A purchase in the window.
+    pub fn active(&self) -> bool {
+        self.frequency > 0
+    }
+
     pub fn fm(&self) -> i32 {
         (self.f + self.m + 1) / 2
     }
@@ -310,6 +351,43 @@ pub struct Customers {
     tiers: Vec<String>,
     /// The encoded keys of the excluded customers: a varint count, then the keys.
     excluded: Vec<u8>,
+    /// Whether each record carries the full metrics.
+    wide: bool,
+}
+
+/// The full metrics of one record as encoded.
+struct RawExtra {
+    purchases: i64,
+    before: i64,
+    returns: u64,
+    orders_before: u64,
+    first: i64,
+    latest: i64,
+    tenure: i64,
+    since: i64,
+}
+
+fn read_extra(r: &mut Reader, exact: bool) -> Option<RawExtra> {
+    let mut money = || -> Option<i64> {
+        Some(if exact {
+            r.zigzag()?
+        } else {
+            r.f64()?.to_bits() as i64
+        })
+    };
+    let purchases = money()?;
+    let before = money()?;
+    let x = RawExtra {
+        purchases,
+        before,
+        returns: r.varint()?,
+        orders_before: r.varint()?,
+        first: r.zigzag()?,
+        latest: r.zigzag()?,
+        tenure: r.zigzag()?,
+        since: r.zigzag()?,
+    };
+    (i32::try_from(x.tenure).is_ok() && i32::try_from(x.since).is_ok()).then_some(x)
 }
 
 /// One customer as encoded: key, recency, frequency, money units or float bits, r, f, m,
@@ -359,6 +437,16 @@ impl Customers {
         let text_keys = r.u8()? != 0;
         let exact = r.u8()? != 0;
         let scale = r.u32()?;
+        let wide = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let all = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         let names = |r: &mut Reader| -> Option<Vec<String>> {
             let n = r.count_u32(1)?;
             let mut out = Vec::with_capacity(n);
@@ -380,13 +468,28 @@ impl Customers {
         let score_ok = |x: u8| (1..=buckets).contains(&(x as i32));
         for _ in 0..left {
             let (_, recency, freq, _, s) = read_record(&mut check, text_keys, exact)?;
-            if !(score_ok(s[0]) && score_ok(s[1]) && score_ok(s[2]))
+            // a customer without a purchase in the window has no scores and no tier, and is
+            // only output with the full metrics and population all
+            let scored = if freq == 0 {
+                s[..3] == [0, 0, 0] && s[4] == NO_TIER && wide && all
+            } else {
+                score_ok(s[0]) && score_ok(s[1]) && score_ok(s[2])
+            };
+            if !scored
                 || s[3] as usize > segments.len()
                 || (s[4] != NO_TIER && s[4] as usize >= tiers.len())
                 || recency > i32::MAX as u64
                 || freq > i64::MAX as u64
             {
                 return None;
+            }
+            if wide {
+                let x = read_extra(&mut check, exact)?;
+                if x.returns > i64::MAX as u64
+                    || x.orders_before.checked_add(freq)? > i64::MAX as u64
+                {
+                    return None;
+                }
             }
         }
         let used = records.len() - check.rest().len();
@@ -405,6 +508,7 @@ impl Customers {
             segments,
             tiers,
             excluded: excluded.to_vec(),
+            wide,
         })
     }
 
@@ -420,6 +524,9 @@ impl Customers {
             else {
                 break;
             };
+            if self.wide && read_extra(&mut r, self.scale.is_some()).is_none() {
+                break;
+            }
             let money = match self.scale {
                 Some(sc) => Money::Exact(money as i128, sc),
                 None => Money::Float(f64::from_bits(money as u64)),
@@ -472,14 +579,40 @@ impl Iterator for Customers {
         let before = r.rest().len();
         let (key, recency, freq, money, s) =
             read_record(&mut r, self.text_keys, self.scale.is_some())?;
+        let to_money = |m: i64| match self.scale {
+            Some(sc) => Money::Exact(m as i128, sc),
+            None => Money::Float(f64::from_bits(m as u64)),
+        };
+        let metrics = if self.wide {
+            let x = read_extra(&mut r, self.scale.is_some())?;
+            let (monetary, purchases, before) =
+                (to_money(money), to_money(x.purchases), to_money(x.before));
+            Some(Metrics {
+                purchases,
+                returns: x.returns as i64,
+                return_amount: match (purchases, monetary) {
+                    (Money::Exact(p, sc), Money::Exact(m, _)) => Money::Exact(p - m, sc),
+                    (p, m) => Money::Float(p.to_f64() - m.to_f64()),
+                },
+                first_purchase_at: x.first,
+                last_purchase_at: x.latest,
+                tenure_days: x.tenure as i32,
+                days_since_last: x.since as i32,
+                lifetime_orders: (freq + x.orders_before) as i64,
+                lifetime_value: match (monetary, before) {
+                    (Money::Exact(m, sc), Money::Exact(b, _)) => Money::Exact(m + b, sc),
+                    (m, b) => Money::Float(m.to_f64() + b.to_f64()),
+                },
+            })
+        } else {
+            None
+        };
         let row = CustomerRow {
             key: key_text(key),
             recency_days: recency as i32,
             frequency: freq as i64,
-            monetary: match self.scale {
-                Some(sc) => Money::Exact(money as i128, sc),
-                None => Money::Float(f64::from_bits(money as u64)),
-            },
+            monetary: to_money(money),
+            metrics,
             r: s[0] as i32,
             f: s[1] as i32,
             m: s[2] as i32,
