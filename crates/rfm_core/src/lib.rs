@@ -9,6 +9,7 @@ pub mod codec;
 pub mod error;
 pub mod numeric;
 pub mod quantile;
+pub mod rules;
 pub mod scheme;
 pub mod score;
 

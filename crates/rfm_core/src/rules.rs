@@ -1,0 +1,1615 @@
+//! Rule-based segment schemes (SPEC §9): a scheme is a JSON document whose segments are
+//! tried in order; the first whose `when` holds wins, and `default` names the segment of
+//! everyone else.
+//!
+//! ```json
+//! {"description": "…", "population": "all",
+//!  "segments": [
+//!    {"name": "VIP", "when": {"lifetime_value": {">": 2000}, "frequency": {">=": 4}},
+//!     "description": "…", "actions": ["…"], "visit_every_days": 14, "priority": 1},
+//!    {"name": "New", "when": {"any": [{"rfm_code": ["5?1", "511"]}, {"tenure_days": {"<=": 30}}]}}
+//!  ],
+//!  "default": "Other",
+//!  "default_segment": {"description": "…", "actions": ["…"]}}
+//! ```
+//!
+//! The language:
+//!
+//! - Top-level keys: `description` (string), `population` (`"active"`, the default, or
+//!   `"all"`), `segments` (a non-empty array), `default` (the name of the segment of everyone
+//!   the rules leave out) and `default_segment` (the metadata of that segment: an object with
+//!   `description`, `actions`, `visit_every_days` and `priority`, each optional; only allowed
+//!   together with `default`). Any other key is an error.
+//! - Segment keys: `name` (non-empty string), `when` (object, required: `{}` matches every
+//!   customer left), `description` (string), `actions` (array of strings),
+//!   `visit_every_days` (positive integer), `priority` (integer).
+//! - `when` is a conjunction. Each entry is either `"any": [when, …]` / `"all": [when, …]`
+//!   (non-empty arrays, nesting freely) or `"<metric>": spec`, where spec is an object of
+//!   operators that must all hold (`{">=": 2, "<": 5}`), an array (`in`) or a bare value (`=`).
+//! - Operators: `>`, `>=`, `<`, `<=`, `=`, `between` (`[low, high]`, inclusive, low <= high)
+//!   and `in` (a non-empty list).
+//! - Metrics: those of [`Metric`] plus `rfm_code`. Numeric metrics take finite numbers;
+//!   scores `r`, `f`, `m`, `fm` take whole numbers 1..5 only; `active` takes `true` / `false`
+//!   with `=` and `in` only; `rfm_code` takes patterns of three characters, each `1`..`5` or
+//!   `?` (any digit), with `=` and `in` only. Whole numbers may be written `4` or `4.0`.
+//! - Every comparison with a NULL metric is false, as in SQL: a customer without scores
+//!   (not active) matches no score condition, and its `rfm_code` is NULL.
+//!
+//! Validation ([`RuleScheme::parse`]) rejects every mistake with SQLSTATE 22023 and a message
+//! that names the segment and the condition. It also evaluates each rule in three-valued
+//! logic over every score cell (r, f, m in 1..=5, fm = ceil((f + m) / 2), active, every other
+//! metric unknown) and, for population `all`, over a customer who is not active: a rule that
+//! is false or already matched by an earlier rule on every cell can never match and is an
+//! error; `default` is required unless the rules surely match every cell, and an error when
+//! they do (it could never be used).
+//!
+//! Rules are compiled into a flat vector of nodes (metric index, operator, values), so that
+//! [`RuleScheme::classify`] does not walk JSON.
+
+use crate::error::{ErrorKind, Result, RfmError};
+use crate::scheme::{code_index, Axes, Scheme};
+use serde_json::{json, Map, Value};
+use std::sync::OnceLock;
+
+/// Metrics a rule can read, in this order (the index is `metric as usize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    RecencyDays,
+    Frequency,
+    Monetary,
+    R,
+    F,
+    M,
+    Fm,
+    Aov,
+    Returns,
+    ReturnAmount,
+    ReturnRate,
+    TenureDays,
+    DaysSinceLast,
+    LifetimeOrders,
+    LifetimeValue,
+    Active,
+}
+
+/// How many metrics [`Values`] holds.
+pub const METRIC_COUNT: usize = 16;
+
+/// Every metric, in index order.
+pub const ALL_METRICS: [Metric; METRIC_COUNT] = [
+    Metric::RecencyDays,
+    Metric::Frequency,
+    Metric::Monetary,
+    Metric::R,
+    Metric::F,
+    Metric::M,
+    Metric::Fm,
+    Metric::Aov,
+    Metric::Returns,
+    Metric::ReturnAmount,
+    Metric::ReturnRate,
+    Metric::TenureDays,
+    Metric::DaysSinceLast,
+    Metric::LifetimeOrders,
+    Metric::LifetimeValue,
+    Metric::Active,
+];
+
+impl Metric {
+    /// The name used in rule documents and in `rfm.customers`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::RecencyDays => "recency_days",
+            Metric::Frequency => "frequency",
+            Metric::Monetary => "monetary",
+            Metric::R => "r",
+            Metric::F => "f",
+            Metric::M => "m",
+            Metric::Fm => "fm",
+            Metric::Aov => "aov",
+            Metric::Returns => "returns",
+            Metric::ReturnAmount => "return_amount",
+            Metric::ReturnRate => "return_rate",
+            Metric::TenureDays => "tenure_days",
+            Metric::DaysSinceLast => "days_since_last",
+            Metric::LifetimeOrders => "lifetime_orders",
+            Metric::LifetimeValue => "lifetime_value",
+            Metric::Active => "active",
+        }
+    }
+
+    /// The metric of a name (`rfm_code` is not a [`Metric`]: it is derived from r, f, m).
+    pub fn from_name(s: &str) -> Option<Metric> {
+        ALL_METRICS.iter().copied().find(|m| m.name() == s)
+    }
+
+    /// Whether it is one of the scores r, f, m, fm.
+    pub fn is_score(self) -> bool {
+        matches!(self, Metric::R | Metric::F | Metric::M | Metric::Fm)
+    }
+
+    /// Whether the plain analysis (window totals and scores only) already has it:
+    /// RecencyDays, Frequency, Monetary, R, F, M, Fm, Active (and rfm_code).
+    pub fn is_basic(self) -> bool {
+        matches!(
+            self,
+            Metric::RecencyDays
+                | Metric::Frequency
+                | Metric::Monetary
+                | Metric::R
+                | Metric::F
+                | Metric::M
+                | Metric::Fm
+                | Metric::Active
+        )
+    }
+}
+
+/// What the rules read of one customer: `values[metric as usize]`, `None` = SQL NULL
+/// (every comparison with NULL is false, as in SQL). `active` is 1.0 / 0.0. Scores r, f, m, fm
+/// are 1..=5 or None (a customer who is not active has no scores; then rfm_code is NULL too).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Values(pub [Option<f64>; METRIC_COUNT]);
+
+impl Values {
+    /// The value of one metric.
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        self.0[metric as usize]
+    }
+
+    /// Sets one metric (builder style).
+    pub fn with(mut self, metric: Metric, value: Option<f64>) -> Values {
+        self.0[metric as usize] = value;
+        self
+    }
+
+    /// `code_index` of (r, f, m) when all three are scores 1..=5, else None (rfm_code NULL).
+    fn code(&self) -> Option<usize> {
+        let s = |m: Metric| -> Option<i32> {
+            let x = self.0[m as usize]?;
+            if (1.0..=5.0).contains(&x) && x.fract() == 0.0 {
+                Some(x as i32)
+            } else {
+                None
+            }
+        };
+        Some(code_index(s(Metric::R)?, s(Metric::F)?, s(Metric::M)?))
+    }
+}
+
+/// Which customers a scheme classifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Population {
+    /// Customers with a purchase in the window (JSON `"active"`, the default).
+    Active,
+    /// Every customer with a purchase at or before `as_of` (JSON `"all"`).
+    All,
+}
+
+impl Population {
+    fn name(self) -> &'static str {
+        match self {
+            Population::Active => "active",
+            Population::All => "all",
+        }
+    }
+}
+
+/// A segment of a rule scheme with its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentDef {
+    pub name: String,
+    pub description: Option<String>,
+    pub actions: Vec<String>,
+    /// Positive integer.
+    pub visit_every_days: Option<i32>,
+    pub priority: Option<i32>,
+}
+
+/// One comparison of a metric's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Test {
+    Gt(f64),
+    Ge(f64),
+    Lt(f64),
+    Le(f64),
+    Eq(f64),
+    Between(f64, f64),
+    /// A range `start..end` of the scheme's value pool.
+    In(u32, u32),
+}
+
+impl Test {
+    #[inline]
+    fn holds(self, x: f64, pool: &[f64]) -> bool {
+        match self {
+            Test::Gt(a) => x > a,
+            Test::Ge(a) => x >= a,
+            Test::Lt(a) => x < a,
+            Test::Le(a) => x <= a,
+            Test::Eq(a) => x == a,
+            Test::Between(lo, hi) => lo <= x && x <= hi,
+            Test::In(s, e) => pool[s as usize..e as usize].contains(&x),
+        }
+    }
+}
+
+/// A node of a compiled rule, in preorder. `All` and `Any` cover the nodes up to `end`
+/// (exclusive): their children, each a subtree in turn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Node {
+    All {
+        end: u32,
+    },
+    Any {
+        end: u32,
+    },
+    Test {
+        metric: u8,
+        test: Test,
+    },
+    /// `rfm_code` is one of the codes whose `code_index` bit is set.
+    Code {
+        mask: u128,
+    },
+}
+
+/// A condition tree before it is flattened.
+#[derive(Debug, Clone)]
+enum Cond {
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Test(Metric, CTest),
+    Code(u128),
+}
+
+#[derive(Debug, Clone)]
+enum CTest {
+    Simple(Test),
+    In(Vec<f64>),
+}
+
+/// Three-valued (Kleene) truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tri {
+    False,
+    Unknown,
+    True,
+}
+
+impl Tri {
+    fn of(b: bool) -> Tri {
+        if b {
+            Tri::True
+        } else {
+            Tri::False
+        }
+    }
+}
+
+/// A metric of a validation cell: known, NULL, or unknown (not decidable from scores).
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    Value(f64),
+    Null,
+    Unknown,
+}
+
+/// One case that validation considers.
+struct Cell {
+    metrics: [Known; METRIC_COUNT],
+    /// `code_index` of the rfm code, None = NULL.
+    code: Option<usize>,
+}
+
+const SCORE_CELLS: usize = 125;
+/// Every rfm code.
+const ALL_CODES: u128 = (1u128 << SCORE_CELLS) - 1;
+const MAX_SEGMENTS: usize = 255;
+const OPERATORS: &str = ">, >=, <, <=, =, between, in";
+const TOP_KEYS: &str = "description, population, segments, default, default_segment";
+const SEGMENT_KEYS: &str = "name, when, description, actions, visit_every_days, priority";
+const META_KEYS: &str = "description, actions, visit_every_days, priority";
+const RFM_CODE: &str = "rfm_code";
+
+/// A validated, compiled rule scheme.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleScheme {
+    description: Option<String>,
+    population: Population,
+    /// Rules in order, then the default segment (if any).
+    segments: Vec<SegmentDef>,
+    /// The `when` of each rule, as written.
+    whens: Vec<Value>,
+    has_default: bool,
+    nodes: Vec<Node>,
+    /// Index in `nodes` of each rule's root.
+    roots: Vec<u32>,
+    pool: Vec<f64>,
+    score_only: bool,
+    needs_metrics: bool,
+    table: Option<[u8; SCORE_CELLS]>,
+}
+
+/// Names of the built-in schemes (grid and rule schemes): they cannot be redefined.
+const RESERVED: [&str; 4] = ["standard", "rf10", "codes", "lifecycle"];
+
+/// Whether `name` is the name of a built-in scheme.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED.contains(&name)
+}
+
+/// Checks the name of a scheme a user defines: not built in (42939), not empty and at most
+/// 63 bytes (22023).
+pub fn check_name(name: &str) -> Result<()> {
+    if is_reserved(name) {
+        return Err(RfmError::new(
+            ErrorKind::ReservedName,
+            format!("scheme \"{name}\" is built in; choose another name"),
+        )
+        .with_hint(format!(
+            "To start from it, copy rfm.scheme_definition('{name}') and save it under a new name."
+        )));
+    }
+    if name.is_empty() {
+        return Err(RfmError::invalid("scheme name must not be empty"));
+    }
+    if name.len() > 63 {
+        return Err(RfmError::invalid(format!(
+            "scheme name \"{name}\" is longer than 63 bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON value for a message, shortened when long.
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        let head: String = s.chars().take(57).collect();
+        format!("{head}...")
+    } else {
+        s
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A whole number, written `4` or `4.0`.
+fn as_int(v: &Value) -> Option<i64> {
+    if let Some(i) = v.as_i64() {
+        return Some(i);
+    }
+    let x = v.as_f64()?;
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Some(x as i64)
+    } else {
+        None
+    }
+}
+
+/// Parses the metadata keys shared by segments and `default_segment`. `at` names the place.
+fn parse_meta(at: &str, key: &str, v: &Value, seg: &mut SegmentDef) -> Result<()> {
+    match key {
+        "description" => {
+            let s = v.as_str().ok_or_else(|| {
+                RfmError::invalid(format!(
+                    "{at}: \"description\" must be a string, got {}",
+                    show(v)
+                ))
+            })?;
+            seg.description = Some(s.to_string());
+        }
+        "actions" => {
+            let bad = || {
+                RfmError::invalid(format!(
+                    "{at}: \"actions\" must be an array of strings, got {}",
+                    show(v)
+                ))
+            };
+            let arr = v.as_array().ok_or_else(bad)?;
+            seg.actions = arr
+                .iter()
+                .map(|a| a.as_str().map(str::to_string).ok_or_else(bad))
+                .collect::<Result<_>>()?;
+        }
+        "visit_every_days" => {
+            let n = as_int(v)
+                .filter(|&n| n > 0 && n <= i32::MAX as i64)
+                .ok_or_else(|| {
+                    RfmError::invalid(format!(
+                        "{at}: \"visit_every_days\" must be a positive whole number of days, got {}",
+                        show(v)
+                    ))
+                })?;
+            seg.visit_every_days = Some(n as i32);
+        }
+        "priority" => {
+            let n = as_int(v)
+                .filter(|&n| n >= i32::MIN as i64 && n <= i32::MAX as i64)
+                .ok_or_else(|| {
+                    RfmError::invalid(format!(
+                        "{at}: \"priority\" must be a whole number, got {}",
+                        show(v)
+                    ))
+                })?;
+            seg.priority = Some(n as i32);
+        }
+        _ => unreachable!("parse_meta is called for metadata keys only"),
+    }
+    Ok(())
+}
+
+fn is_meta_key(k: &str) -> bool {
+    matches!(
+        k,
+        "description" | "actions" | "visit_every_days" | "priority"
+    )
+}
+
+fn meta_json(seg: &SegmentDef, out: &mut Map<String, Value>) {
+    if let Some(d) = &seg.description {
+        out.insert("description".into(), Value::String(d.clone()));
+    }
+    if !seg.actions.is_empty() {
+        out.insert("actions".into(), json!(seg.actions));
+    }
+    if let Some(v) = seg.visit_every_days {
+        out.insert("visit_every_days".into(), json!(v));
+    }
+    if let Some(p) = seg.priority {
+        out.insert("priority".into(), json!(p));
+    }
+}
+
+/// Error helper for a condition of a segment.
+struct CondCtx<'a> {
+    /// `segment "VIP"`.
+    seg: &'a str,
+}
+
+impl CondCtx<'_> {
+    fn err(&self, cond: &str, what: impl std::fmt::Display) -> RfmError {
+        RfmError::invalid(format!("{}: condition \"{cond}\": {what}", self.seg))
+    }
+
+    /// Parses a `when` object into a conjunction.
+    fn when(&self, obj: &Map<String, Value>) -> Result<Cond> {
+        let mut items = Vec::with_capacity(obj.len());
+        for (key, spec) in obj {
+            match key.as_str() {
+                "any" | "all" => {
+                    let arr = spec.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+                        self.err(
+                            key,
+                            format_args!(
+                                "needs a non-empty array of conditions, got {}",
+                                show(spec)
+                            ),
+                        )
+                        .with_hint(format!(
+                            "Write \"{key}\": [{{\"r\": 5}}, {{\"frequency\": {{\">=\": 4}}}}]."
+                        ))
+                    })?;
+                    let mut subs = Vec::with_capacity(arr.len());
+                    for (i, e) in arr.iter().enumerate() {
+                        let o = e.as_object().ok_or_else(|| {
+                            self.err(
+                                key,
+                                format_args!(
+                                    "element {} must be an object of conditions, got {}",
+                                    i + 1,
+                                    show(e)
+                                ),
+                            )
+                        })?;
+                        subs.push(self.when(o)?);
+                    }
+                    items.push(if key == "any" {
+                        Cond::Any(subs)
+                    } else {
+                        Cond::All(subs)
+                    });
+                }
+                RFM_CODE => items.push(self.code(spec)?),
+                "first_purchase_at" | "last_purchase_at" => {
+                    let instead = if key == "first_purchase_at" {
+                        "\"tenure_days\" (days since the first purchase)"
+                    } else {
+                        "\"days_since_last\" (days since the last purchase)"
+                    };
+                    return Err(self
+                        .err(key, "timestamps cannot be used in rules")
+                        .with_hint(format!("Use {instead} instead.")));
+                }
+                _ => match Metric::from_name(key) {
+                    Some(m) => items.extend(self.metric(m, spec)?),
+                    None => {
+                        let names: Vec<&str> = ALL_METRICS.iter().map(|m| m.name()).collect();
+                        return Err(self.err(key, "unknown metric").with_hint(format!(
+                            "Metrics are: {}, rfm_code; \"any\" and \"all\" combine conditions.",
+                            names.join(", ")
+                        )));
+                    }
+                },
+            }
+        }
+        Ok(Cond::All(items))
+    }
+
+    /// The operators of a spec: (operator, value) pairs.
+    fn operators<'v>(&self, cond: &str, spec: &'v Value) -> Result<Vec<(&'v str, &'v Value)>> {
+        match spec {
+            Value::Object(o) => {
+                if o.is_empty() {
+                    return Err(self
+                        .err(cond, "needs at least one operator, got {}")
+                        .with_hint(format!("Operators are: {OPERATORS}.")));
+                }
+                let mut ops = Vec::with_capacity(o.len());
+                for (op, v) in o {
+                    match op.as_str() {
+                        ">" | ">=" | "<" | "<=" | "=" | "between" | "in" => {
+                            ops.push((op.as_str(), v))
+                        }
+                        _ => {
+                            return Err(self
+                                .err(cond, format_args!("operator \"{op}\" is unknown"))
+                                .with_hint(format!("Operators are: {OPERATORS}.")))
+                        }
+                    }
+                }
+                Ok(ops)
+            }
+            Value::Array(_) => Ok(vec![("in", spec)]),
+            Value::Null => Err(self.err(cond, "null cannot be compared").with_hint(
+                "Every comparison with NULL is false; write a value or an object of operators.",
+            )),
+            _ => Ok(vec![("=", spec)]),
+        }
+    }
+
+    /// The list of an `in` operator.
+    fn list<'v>(&self, cond: &str, v: &'v Value) -> Result<&'v Vec<Value>> {
+        v.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+            self.err(
+                cond,
+                format_args!("\"in\" needs a non-empty list, got {}", show(v)),
+            )
+        })
+    }
+
+    /// A value of a numeric, score or boolean metric.
+    fn value(&self, metric: Metric, op: &str, v: &Value) -> Result<f64> {
+        let cond = metric.name();
+        if metric == Metric::Active {
+            return match v {
+                Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
+                _ => Err(self.err(
+                    cond,
+                    format_args!("operator \"{op}\" needs true or false, got {}", show(v)),
+                )),
+            };
+        }
+        let x = match v {
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        };
+        let Some(x) = x else {
+            let what = if metric.is_score() {
+                "a score 1..5"
+            } else {
+                "a number"
+            };
+            return Err(self.err(
+                cond,
+                format_args!("operator \"{op}\" needs {what}, got {}", show(v)),
+            ));
+        };
+        if !x.is_finite() {
+            return Err(self.err(
+                cond,
+                format_args!("operator \"{op}\" needs a finite number, got {}", show(v)),
+            ));
+        }
+        if metric.is_score() && !((1.0..=5.0).contains(&x) && x.fract() == 0.0) {
+            return Err(self
+                .err(cond, format_args!("score {} is outside 1..5", show(v)))
+                .with_hint("Scores r, f, m and fm are whole numbers from 1 to 5."));
+        }
+        Ok(x)
+    }
+
+    /// The conditions of a numeric, score or boolean metric: one per operator.
+    fn metric(&self, metric: Metric, spec: &Value) -> Result<Vec<Cond>> {
+        let cond = metric.name();
+        let mut out = Vec::new();
+        for (op, v) in self.operators(cond, spec)? {
+            if metric == Metric::Active && !matches!(op, "=" | "in") {
+                return Err(self
+                    .err(
+                        cond,
+                        format_args!("operator \"{op}\" does not apply to true/false"),
+                    )
+                    .with_hint("Use \"active\": true or \"active\": false."));
+            }
+            let test = match op {
+                "in" => {
+                    let list = self.list(cond, v)?;
+                    let xs = list
+                        .iter()
+                        .map(|e| self.value(metric, op, e))
+                        .collect::<Result<Vec<f64>>>()?;
+                    CTest::In(xs)
+                }
+                "between" => {
+                    let bad = |why: &str| {
+                        self.err(
+                            cond,
+                            format_args!("\"between\" needs [low, high]{why}, got {}", show(v)),
+                        )
+                    };
+                    let pair = v
+                        .as_array()
+                        .filter(|a| a.len() == 2)
+                        .ok_or_else(|| bad(""))?;
+                    let lo = self.value(metric, op, &pair[0])?;
+                    let hi = self.value(metric, op, &pair[1])?;
+                    if lo > hi {
+                        return Err(bad(" with low <= high"));
+                    }
+                    CTest::Simple(Test::Between(lo, hi))
+                }
+                _ => {
+                    let x = self.value(metric, op, v)?;
+                    CTest::Simple(match op {
+                        ">" => Test::Gt(x),
+                        ">=" => Test::Ge(x),
+                        "<" => Test::Lt(x),
+                        "<=" => Test::Le(x),
+                        _ => Test::Eq(x),
+                    })
+                }
+            };
+            out.push(Cond::Test(metric, test));
+        }
+        Ok(out)
+    }
+
+    /// An `rfm_code` condition: a set of codes as a 125-bit mask.
+    fn code(&self, spec: &Value) -> Result<Cond> {
+        let mut mask = ALL_CODES;
+        for (op, v) in self.operators(RFM_CODE, spec)? {
+            let patterns: Vec<&Value> = match op {
+                "=" => vec![v],
+                "in" => self.list(RFM_CODE, v)?.iter().collect(),
+                _ => {
+                    return Err(self
+                        .err(
+                            RFM_CODE,
+                            format_args!("operator \"{op}\" does not apply to codes"),
+                        )
+                        .with_hint(
+                            "Use \"=\" or \"in\" with patterns such as \"5?1\", or compare the scores r, f, m.",
+                        ))
+                }
+            };
+            let mut m = 0u128;
+            for p in patterns {
+                m |= self.pattern(p)?;
+            }
+            // several operators on one metric must all hold
+            mask &= m;
+        }
+        Ok(Cond::Code(mask))
+    }
+
+    fn pattern(&self, v: &Value) -> Result<u128> {
+        let bad = || {
+            self.err(
+                RFM_CODE,
+                format_args!("pattern {} is not three characters each 1..5 or ?", show(v)),
+            )
+            .with_hint("For example \"555\", or \"5?1\" where ? stands for any score.")
+        };
+        let s = v.as_str().ok_or_else(bad)?;
+        let chars: Vec<char> = s.chars().collect();
+        if chars.len() != 3 || !chars.iter().all(|c| matches!(c, '1'..='5' | '?')) {
+            return Err(bad());
+        }
+        let mut mask = 0u128;
+        for r in 1..=5 {
+            for f in 1..=5 {
+                for m in 1..=5 {
+                    let ok = [r, f, m]
+                        .iter()
+                        .zip(&chars)
+                        .all(|(d, c)| *c == '?' || c.to_digit(10) == Some(*d as u32));
+                    if ok {
+                        mask |= 1u128 << code_index(r, f, m);
+                    }
+                }
+            }
+        }
+        Ok(mask)
+    }
+}
+
+/// Flattens `All` in `All` and `Any` in `Any`, and unwraps single children.
+fn simplify(c: Cond) -> Cond {
+    match c {
+        Cond::All(cs) => {
+            let mut out = Vec::with_capacity(cs.len());
+            for c in cs {
+                match simplify(c) {
+                    Cond::All(inner) => out.extend(inner),
+                    other => out.push(other),
+                }
+            }
+            if out.len() == 1 {
+                out.pop().unwrap()
+            } else {
+                Cond::All(out)
+            }
+        }
+        Cond::Any(cs) => {
+            let mut out = Vec::with_capacity(cs.len());
+            for c in cs {
+                match simplify(c) {
+                    Cond::Any(inner) => out.extend(inner),
+                    other => out.push(other),
+                }
+            }
+            if out.len() == 1 {
+                out.pop().unwrap()
+            } else {
+                Cond::Any(out)
+            }
+        }
+        Cond::Test(m, CTest::In(xs)) if xs.len() == 1 => {
+            Cond::Test(m, CTest::Simple(Test::Eq(xs[0])))
+        }
+        other => other,
+    }
+}
+
+/// Bit of `rfm_code` in the set of metrics a scheme reads.
+const READS_CODE: u32 = 1 << METRIC_COUNT;
+
+/// Writes a condition as nodes in preorder; returns the metrics it reads.
+fn emit(c: &Cond, nodes: &mut Vec<Node>, pool: &mut Vec<f64>) -> u32 {
+    match c {
+        Cond::All(cs) | Cond::Any(cs) => {
+            let at = nodes.len();
+            nodes.push(Node::All { end: 0 });
+            let mut reads = 0;
+            for c in cs {
+                reads |= emit(c, nodes, pool);
+            }
+            let end = nodes.len() as u32;
+            nodes[at] = if matches!(c, Cond::All(_)) {
+                Node::All { end }
+            } else {
+                Node::Any { end }
+            };
+            reads
+        }
+        Cond::Test(m, t) => {
+            let test = match t {
+                CTest::Simple(t) => *t,
+                CTest::In(xs) => {
+                    let start = pool.len() as u32;
+                    pool.extend_from_slice(xs);
+                    Test::In(start, pool.len() as u32)
+                }
+            };
+            nodes.push(Node::Test {
+                metric: *m as u8,
+                test,
+            });
+            1 << (*m as u32)
+        }
+        Cond::Code(mask) => {
+            nodes.push(Node::Code { mask: *mask });
+            READS_CODE
+        }
+    }
+}
+
+/// The index after the subtree at `i`.
+#[inline]
+fn next(nodes: &[Node], i: usize) -> usize {
+    match nodes[i] {
+        Node::All { end } | Node::Any { end } => end as usize,
+        _ => i + 1,
+    }
+}
+
+fn eval(nodes: &[Node], pool: &[f64], i: usize, v: &Values) -> bool {
+    match nodes[i] {
+        Node::Test { metric, test } => match v.0[metric as usize] {
+            Some(x) => test.holds(x, pool),
+            None => false,
+        },
+        Node::Code { mask } => v.code().is_some_and(|c| (mask >> c) & 1 == 1),
+        Node::All { end } => {
+            let mut j = i + 1;
+            while j < end as usize {
+                if !eval(nodes, pool, j, v) {
+                    return false;
+                }
+                j = next(nodes, j);
+            }
+            true
+        }
+        Node::Any { end } => {
+            let mut j = i + 1;
+            while j < end as usize {
+                if eval(nodes, pool, j, v) {
+                    return true;
+                }
+                j = next(nodes, j);
+            }
+            false
+        }
+    }
+}
+
+/// Kleene evaluation over a validation cell.
+fn eval3(nodes: &[Node], pool: &[f64], i: usize, cell: &Cell) -> Tri {
+    match nodes[i] {
+        Node::Test { metric, test } => match cell.metrics[metric as usize] {
+            Known::Value(x) => Tri::of(test.holds(x, pool)),
+            Known::Null => Tri::False,
+            Known::Unknown => Tri::Unknown,
+        },
+        Node::Code { mask } => Tri::of(cell.code.is_some_and(|c| (mask >> c) & 1 == 1)),
+        Node::All { end } => {
+            let mut acc = Tri::True;
+            let mut j = i + 1;
+            while j < end as usize {
+                match eval3(nodes, pool, j, cell) {
+                    Tri::False => return Tri::False,
+                    Tri::Unknown => acc = Tri::Unknown,
+                    Tri::True => {}
+                }
+                j = next(nodes, j);
+            }
+            acc
+        }
+        Node::Any { end } => {
+            let mut acc = Tri::False;
+            let mut j = i + 1;
+            while j < end as usize {
+                match eval3(nodes, pool, j, cell) {
+                    Tri::True => return Tri::True,
+                    Tri::Unknown => acc = Tri::Unknown,
+                    Tri::False => {}
+                }
+                j = next(nodes, j);
+            }
+            acc
+        }
+    }
+}
+
+/// The cases validation considers: every score cell, then (population all) a customer who
+/// is not active.
+fn cells(population: Population) -> Vec<Cell> {
+    let mut out = Vec::with_capacity(SCORE_CELLS + 1);
+    for r in 1..=5 {
+        for f in 1..=5 {
+            for m in 1..=5 {
+                let mut metrics = [Known::Unknown; METRIC_COUNT];
+                metrics[Metric::R as usize] = Known::Value(r as f64);
+                metrics[Metric::F as usize] = Known::Value(f as f64);
+                metrics[Metric::M as usize] = Known::Value(m as f64);
+                metrics[Metric::Fm as usize] = Known::Value(((f + m + 1) / 2) as f64);
+                metrics[Metric::Active as usize] = Known::Value(1.0);
+                out.push(Cell {
+                    metrics,
+                    code: Some(code_index(r, f, m)),
+                });
+            }
+        }
+    }
+    debug_assert!((0..SCORE_CELLS).all(|i| out[i].code == Some(i)));
+    if population == Population::All {
+        let mut metrics = [Known::Unknown; METRIC_COUNT];
+        for s in [Metric::R, Metric::F, Metric::M, Metric::Fm] {
+            metrics[s as usize] = Known::Null;
+        }
+        metrics[Metric::Active as usize] = Known::Value(0.0);
+        out.push(Cell {
+            metrics,
+            code: None,
+        });
+    }
+    out
+}
+
+/// How a cell is named in messages.
+fn cell_name(i: usize) -> String {
+    if i < SCORE_CELLS {
+        let (r, f, m) = (i / 25 + 1, i / 5 % 5 + 1, i % 5 + 1);
+        format!("customers with rfm code {r}{f}{m}")
+    } else {
+        "customers who are not active".to_string()
+    }
+}
+
+fn quoted_list(names: &[&str]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    match q.len() {
+        0 => String::new(),
+        1 => q[0].clone(),
+        n => format!("{} and {}", q[..n - 1].join(", "), q[n - 1]),
+    }
+}
+
+impl RuleScheme {
+    /// Parses and validates a document. `name` is only used in messages.
+    pub fn parse(name: &str, doc: &Value) -> Result<RuleScheme> {
+        let at = format!("scheme \"{name}\"");
+        let obj = doc.as_object().ok_or_else(|| {
+            RfmError::invalid(format!(
+                "{at}: the definition must be a JSON object, got {}",
+                kind_of(doc)
+            ))
+        })?;
+        let mut description = None;
+        let mut population = Population::Active;
+        let mut seg_values = None;
+        let mut default: Option<String> = None;
+        let mut default_meta: Option<&Map<String, Value>> = None;
+        for (k, v) in obj {
+            match k.as_str() {
+                "description" => {
+                    let s = v.as_str().ok_or_else(|| {
+                        RfmError::invalid(format!(
+                            "{at}: \"description\" must be a string, got {}",
+                            show(v)
+                        ))
+                    })?;
+                    description = Some(s.to_string());
+                }
+                "population" => {
+                    population = match v.as_str() {
+                        Some("active") => Population::Active,
+                        Some("all") => Population::All,
+                        _ => {
+                            return Err(RfmError::invalid(format!(
+                                "{at}: \"population\" must be \"active\" or \"all\", got {}",
+                                show(v)
+                            ))
+                            .with_hint(
+                                "\"active\": customers with a purchase in the window; \"all\": every customer with a purchase at or before as_of.",
+                            ))
+                        }
+                    }
+                }
+                "segments" => {
+                    let arr = v.as_array().ok_or_else(|| {
+                        RfmError::invalid(format!(
+                            "{at}: \"segments\" must be an array of segments, got {}",
+                            show(v)
+                        ))
+                    })?;
+                    seg_values = Some(arr);
+                }
+                "default" => {
+                    let s = v.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+                        RfmError::invalid(format!(
+                            "{at}: \"default\" must be a segment name (a non-empty string), got {}",
+                            show(v)
+                        ))
+                    })?;
+                    default = Some(s.to_string());
+                }
+                "default_segment" => {
+                    default_meta = Some(v.as_object().ok_or_else(|| {
+                        RfmError::invalid(format!(
+                            "{at}: \"default_segment\" must be an object, got {}",
+                            show(v)
+                        ))
+                        .with_hint(format!("Its keys are: {META_KEYS}."))
+                    })?);
+                }
+                _ => {
+                    return Err(RfmError::invalid(format!("{at}: unknown key \"{k}\""))
+                        .with_hint(format!("Keys are: {TOP_KEYS}.")))
+                }
+            }
+        }
+        let seg_values = seg_values.filter(|a| !a.is_empty()).ok_or_else(|| {
+            RfmError::invalid(format!("{at} has no segments")).with_hint(
+                "Add \"segments\": [{\"name\": \"...\", \"when\": {...}}, ...], tried in order.",
+            )
+        })?;
+        let total = seg_values.len() + usize::from(default.is_some());
+        if total > MAX_SEGMENTS {
+            return Err(RfmError::invalid(format!(
+                "{at} has {total} segments; at most {MAX_SEGMENTS} are allowed"
+            )));
+        }
+
+        let mut segments: Vec<SegmentDef> = Vec::with_capacity(total);
+        let mut whens = Vec::with_capacity(seg_values.len());
+        let mut conds = Vec::with_capacity(seg_values.len());
+        for (i, sv) in seg_values.iter().enumerate() {
+            let pos = format!("segment {}", i + 1);
+            let so = sv.as_object().ok_or_else(|| {
+                RfmError::invalid(format!("{at}: {pos} must be an object, got {}", show(sv)))
+            })?;
+            let seg_name = match so.get("name") {
+                None => return Err(RfmError::invalid(format!("{at}: {pos} has no \"name\""))),
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::String(_)) => {
+                    return Err(RfmError::invalid(format!(
+                        "{at}: {pos}: \"name\" must not be empty"
+                    )))
+                }
+                Some(other) => {
+                    return Err(RfmError::invalid(format!(
+                        "{at}: {pos}: \"name\" must be a string, got {}",
+                        show(other)
+                    )))
+                }
+            };
+            let label = format!("segment \"{seg_name}\"");
+            if segments.iter().any(|s| s.name == seg_name) {
+                return Err(RfmError::invalid(format!(
+                    "{label}: the name is used by an earlier segment too"
+                ))
+                .with_hint("Segment names must be unique."));
+            }
+            let mut seg = SegmentDef {
+                name: seg_name,
+                description: None,
+                actions: Vec::new(),
+                visit_every_days: None,
+                priority: None,
+            };
+            let mut when = None;
+            for (k, v) in so {
+                match k.as_str() {
+                    "name" => {}
+                    "when" => {
+                        let w = v.as_object().ok_or_else(|| {
+                            RfmError::invalid(format!(
+                                "{label}: \"when\" must be an object of conditions, got {}",
+                                show(v)
+                            ))
+                        })?;
+                        when = Some(w);
+                    }
+                    k if is_meta_key(k) => parse_meta(&label, k, v, &mut seg)?,
+                    _ => {
+                        return Err(RfmError::invalid(format!("{label}: unknown key \"{k}\""))
+                            .with_hint(format!("Segment keys are: {SEGMENT_KEYS}.")))
+                    }
+                }
+            }
+            let when = when.ok_or_else(|| {
+                RfmError::invalid(format!("{label} has no \"when\"")).with_hint(
+                    "Write its conditions, e.g. \"when\": {\"r\": 5}; \"when\": {} matches every customer left.",
+                )
+            })?;
+            conds.push(CondCtx { seg: &label }.when(when)?);
+            whens.push(Value::Object(when.clone()));
+            segments.push(seg);
+        }
+        let rules = segments.len();
+
+        if let Some(d) = &default {
+            if segments.iter().any(|s| &s.name == d) {
+                return Err(RfmError::invalid(format!(
+                    "{at}: \"default\" segment \"{d}\" has the name of a rule segment too"
+                ))
+                .with_hint("Segment names must be unique."));
+            }
+            let mut seg = SegmentDef {
+                name: d.clone(),
+                description: None,
+                actions: Vec::new(),
+                visit_every_days: None,
+                priority: None,
+            };
+            if let Some(meta) = default_meta {
+                let label = format!("{at}: \"default_segment\"");
+                for (k, v) in meta {
+                    if is_meta_key(k) {
+                        parse_meta(&label, k, v, &mut seg)?;
+                    } else {
+                        return Err(RfmError::invalid(format!("{label}: unknown key \"{k}\""))
+                            .with_hint(format!(
+                                "Its keys are: {META_KEYS}; the name is \"default\"."
+                            )));
+                    }
+                }
+            }
+            segments.push(seg);
+        } else if default_meta.is_some() {
+            return Err(RfmError::invalid(format!(
+                "{at}: \"default_segment\" is given without \"default\""
+            ))
+            .with_hint("Name the default segment with \"default\": \"...\", or remove \"default_segment\"."));
+        }
+
+        // compile
+        let mut nodes = Vec::new();
+        let mut pool = Vec::new();
+        let mut roots = Vec::with_capacity(rules);
+        let mut reads = 0u32;
+        for c in conds {
+            roots.push(nodes.len() as u32);
+            reads |= emit(&simplify(c), &mut nodes, &mut pool);
+        }
+        let score_bits = READS_CODE
+            | [Metric::R, Metric::F, Metric::M, Metric::Fm]
+                .iter()
+                .fold(0, |b, m| b | 1 << (*m as u32));
+        let basic_bits = ALL_METRICS
+            .iter()
+            .filter(|m| m.is_basic())
+            .fold(READS_CODE, |b, m| b | 1 << (*m as u32));
+        let score_only = reads & !score_bits == 0;
+        let needs_metrics = reads & !basic_bits != 0 || population == Population::All;
+
+        let mut scheme = RuleScheme {
+            description,
+            population,
+            segments,
+            whens,
+            has_default: default.is_some(),
+            nodes,
+            roots,
+            pool,
+            score_only,
+            needs_metrics,
+            table: None,
+        };
+        scheme.check_coverage(&at)?;
+        if score_only {
+            let mut table = [0u8; SCORE_CELLS];
+            for r in 1..=5 {
+                for f in 1..=5 {
+                    for m in 1..=5 {
+                        let v = Values::default()
+                            .with(Metric::R, Some(r as f64))
+                            .with(Metric::F, Some(f as f64))
+                            .with(Metric::M, Some(m as f64))
+                            .with(Metric::Fm, Some(((f + m + 1) / 2) as f64))
+                            .with(Metric::Active, Some(1.0));
+                        table[code_index(r, f, m)] = scheme.classify(&v) as u8;
+                    }
+                }
+            }
+            scheme.table = Some(table);
+        }
+        Ok(scheme)
+    }
+
+    /// Unreachable rules, and a default that is missing or can never be used.
+    fn check_coverage(&self, at: &str) -> Result<()> {
+        let cells = cells(self.population);
+        // the first rule that surely matches each cell
+        let mut covered: Vec<Option<usize>> = vec![None; cells.len()];
+        for (i, &root) in self.roots.iter().enumerate() {
+            let tri: Vec<Tri> = cells
+                .iter()
+                .map(|c| eval3(&self.nodes, &self.pool, root as usize, c))
+                .collect();
+            let reachable = tri
+                .iter()
+                .zip(&covered)
+                .any(|(t, cov)| *t != Tri::False && cov.is_none());
+            if !reachable {
+                let mut earlier: Vec<usize> = tri
+                    .iter()
+                    .zip(&covered)
+                    .filter(|(t, _)| **t != Tri::False)
+                    .filter_map(|(_, cov)| *cov)
+                    .collect();
+                earlier.sort_unstable();
+                earlier.dedup();
+                let name = &self.segments[i].name;
+                return Err(if earlier.is_empty() {
+                    RfmError::invalid(format!(
+                        "segment \"{name}\" can never match: its conditions contradict each other"
+                    ))
+                    .with_hint(format!(
+                        "No customer of population \"{}\" meets all of them: scores are whole numbers 1..5{}.",
+                        self.population.name(),
+                        if self.population == Population::Active {
+                            " and every customer is active"
+                        } else {
+                            ", NULL for customers who are not active"
+                        }
+                    ))
+                } else {
+                    let names: Vec<&str> = earlier
+                        .iter()
+                        .map(|&j| self.segments[j].name.as_str())
+                        .collect();
+                    RfmError::invalid(format!(
+                        "segment \"{name}\" can never match: every customer it could match is matched first by {} {}",
+                        if names.len() == 1 { "segment" } else { "segments" },
+                        quoted_list(&names)
+                    ))
+                    .with_hint(
+                        "Segments are tried in order and the first match wins: move it up, narrow the earlier segments or remove it.",
+                    )
+                });
+            }
+            for (t, cov) in tri.iter().zip(covered.iter_mut()) {
+                if *t == Tri::True && cov.is_none() {
+                    *cov = Some(i);
+                }
+            }
+        }
+        let uncovered: Vec<usize> = (0..cells.len()).filter(|&c| covered[c].is_none()).collect();
+        match (self.has_default, uncovered.first()) {
+            (false, Some(&first)) => {
+                let more = match uncovered.len() - 1 {
+                    0 => String::new(),
+                    1 => " and 1 other case".to_string(),
+                    n => format!(" and {n} other cases"),
+                };
+                Err(RfmError::invalid(format!(
+                    "{at} needs a \"default\" segment: no rule surely matches {}{more}",
+                    cell_name(first)
+                ))
+                .with_hint(
+                    "Add \"default\": \"Other\" (any name) for everyone the rules leave out; only rules over scores can be proven to cover every customer.",
+                ))
+            }
+            (true, None) => {
+                let d = &self.segments[self.segments.len() - 1].name;
+                Err(RfmError::invalid(format!(
+                    "{at}: \"default\" segment \"{d}\" can never be used: the rules match every customer"
+                ))
+                .with_hint("Remove \"default\" (and \"default_segment\")."))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Parses JSON text (serde_json::from_str, then parse); bad JSON is 22P02.
+    pub fn parse_text(name: &str, text: &str) -> Result<RuleScheme> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| {
+            RfmError::new(
+                ErrorKind::InvalidText,
+                format!("scheme \"{name}\": the definition is not valid JSON: {e}"),
+            )
+        })?;
+        Self::parse(name, &doc)
+    }
+
+    /// The canonical document: population, description (if any), segments with name, when
+    /// and the metadata present, default and default_segment (if any). `parse(to_json(x)) == x`.
+    pub fn to_json(&self) -> Value {
+        let mut doc = Map::new();
+        if let Some(d) = &self.description {
+            doc.insert("description".into(), Value::String(d.clone()));
+        }
+        doc.insert("population".into(), json!(self.population.name()));
+        let rules: Vec<Value> = self
+            .segments
+            .iter()
+            .zip(&self.whens)
+            .map(|(s, w)| {
+                let mut o = Map::new();
+                o.insert("name".into(), Value::String(s.name.clone()));
+                o.insert("when".into(), w.clone());
+                meta_json(s, &mut o);
+                Value::Object(o)
+            })
+            .collect();
+        doc.insert("segments".into(), Value::Array(rules));
+        if self.has_default {
+            let d = &self.segments[self.segments.len() - 1];
+            doc.insert("default".into(), Value::String(d.name.clone()));
+            let mut meta = Map::new();
+            meta_json(d, &mut meta);
+            if !meta.is_empty() {
+                doc.insert("default_segment".into(), Value::Object(meta));
+            }
+        }
+        Value::Object(doc)
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    pub fn population(&self) -> Population {
+        self.population
+    }
+
+    /// Every segment in display order: the rules in order, then the default segment (if the
+    /// document has one) last.
+    pub fn segments(&self) -> &[SegmentDef] {
+        &self.segments
+    }
+
+    /// Index into `segments()` of the first rule whose `when` holds, else the default's
+    /// index (or, without a default, the last rule: validation proved that this cannot
+    /// happen for the customers of the population).
+    pub fn classify(&self, v: &Values) -> usize {
+        for (i, &root) in self.roots.iter().enumerate() {
+            if eval(&self.nodes, &self.pool, root as usize, v) {
+                return i;
+            }
+        }
+        if self.has_default {
+            self.roots.len()
+        } else {
+            self.roots.len() - 1
+        }
+    }
+
+    /// Whether every condition reads only scores (r, f, m, fm, rfm_code): then the scheme is
+    /// a function of (r, f, m) and usable by `rfm.segment(r, f, m, scheme)`.
+    pub fn score_only(&self) -> bool {
+        self.score_only
+    }
+
+    /// For a score-only scheme: the segment index of every (r, f, m) in 1..=5, indexed by
+    /// [`code_index`]. None otherwise.
+    pub fn score_table(&self) -> Option<[u8; 125]> {
+        self.table
+    }
+
+    /// Whether any condition reads a metric that is not `is_basic()`, or population is All:
+    /// then the analysis must compute the full customer metrics.
+    pub fn needs_metrics(&self) -> bool {
+        self.needs_metrics
+    }
+}
+
+/// The document of the built-in scheme `lifecycle` (SPEC §10).
+pub const LIFECYCLE: &str = r#"{
+  "description": "Lifecycle stages: where every customer with a purchase at or before as_of stands, from first order to churn; first match wins.",
+  "population": "all",
+  "segments": [
+    {"name": "Churned",
+     "when": {"days_since_last": {">": 730}},
+     "description": "No purchase for more than two years.",
+     "actions": ["remove from regular campaigns", "one low-cost win-back attempt", "analyse why they left"]},
+    {"name": "Lapsed",
+     "when": {"days_since_last": {">": 365}},
+     "description": "No purchase for more than a year, but less than two.",
+     "actions": ["win-back campaign", "ask what would bring them back", "show what is new"]},
+    {"name": "VIP",
+     "when": {"lifetime_value": {">=": 2000}, "frequency": {">=": 4}},
+     "description": "Lifetime value of 2,000 or more and at least four orders in the window.",
+     "actions": ["personal account manager", "early access and exclusive offers", "ask for referrals"]},
+    {"name": "At-Risk",
+     "when": {"lifetime_orders": {">=": 4}, "days_since_last": {">": 180}},
+     "description": "Bought at least four times, but not in the last six months.",
+     "actions": ["personal outreach", "reactivation offer", "remind them of their favourite products"]},
+    {"name": "Loyal",
+     "when": {"lifetime_orders": {">=": 4}},
+     "description": "At least four orders and bought within the last six months.",
+     "actions": ["loyalty programme", "upsell higher-value products", "ask for reviews"]},
+    {"name": "Repeat Buyer",
+     "when": {"lifetime_orders": {">=": 2}},
+     "description": "Two or three orders so far.",
+     "actions": ["recommendations based on past purchases", "nudge towards the fourth order"]},
+    {"name": "First-Time Buyer",
+     "when": {"tenure_days": {"<=": 90}},
+     "description": "One order, placed within the last 90 days.",
+     "actions": ["onboarding series", "second-purchase offer"]}
+  ],
+  "default": "One-Time Buyer",
+  "default_segment": {
+    "description": "One order, placed more than 90 days ago.",
+    "actions": ["reminder with related products", "time-limited second-purchase offer"]
+  }
+}"#;
+
+/// The built-in rule schemes by name (only `lifecycle` now), parsed once.
+pub fn builtin(name: &str) -> Option<&'static RuleScheme> {
+    static LIFECYCLE_SCHEME: OnceLock<RuleScheme> = OnceLock::new();
+    match name {
+        "lifecycle" => Some(LIFECYCLE_SCHEME.get_or_init(|| {
+            RuleScheme::parse_text("lifecycle", LIFECYCLE)
+                .expect("the built-in lifecycle document is valid")
+        })),
+        _ => None,
+    }
+}
+
+/// A set of scores 1..=5 as a condition value: `4`, `{"in": [4, 5]}`, `{">=": 3}`,
+/// `{"<=": 2}` or `{"between": [2, 4]}`. None when the set is every score.
+fn score_set(set: &[i32]) -> Option<Value> {
+    let (lo, hi) = (set[0], set[set.len() - 1]);
+    let contiguous = (hi - lo + 1) as usize == set.len();
+    Some(match set.len() {
+        5 => return None,
+        1 => json!(lo),
+        2 => json!({"in": set}),
+        _ if contiguous && lo == 1 => json!({"<=": hi}),
+        _ if contiguous && hi == 5 => json!({">=": lo}),
+        _ if contiguous => json!({"between": [lo, hi]}),
+        _ => json!({"in": set}),
+    })
+}
+
+/// The `when` of a set of cells of a two-score grid (`cell(a, b)`, rows `a`, columns `b`):
+/// rows with the same columns grouped, or columns with the same rows, whichever is shorter.
+fn grid_when(a: &str, b: &str, cell: impl Fn(i32, i32) -> bool) -> Value {
+    // groups of (rows, columns), rows descending
+    let group = |by_rows: bool| -> Vec<(Vec<i32>, Vec<i32>)> {
+        let mut groups: Vec<(Vec<i32>, Vec<i32>)> = Vec::new();
+        for x in (1..=5).rev() {
+            let ys: Vec<i32> = (1..=5)
+                .filter(|&y| if by_rows { cell(x, y) } else { cell(y, x) })
+                .collect();
+            if ys.is_empty() {
+                continue;
+            }
+            match groups.iter_mut().find(|(_, g)| *g == ys) {
+                Some((xs, _)) => xs.push(x),
+                None => groups.push((vec![x], ys)),
+            }
+        }
+        for (xs, _) in &mut groups {
+            xs.sort_unstable();
+        }
+        groups
+    };
+    let by_rows = group(true);
+    let by_cols = group(false);
+    let (groups, row_key, col_key) = if by_cols.len() < by_rows.len() {
+        (by_cols, b, a)
+    } else {
+        (by_rows, a, b)
+    };
+    let mut alts: Vec<Value> = groups
+        .iter()
+        .map(|(xs, ys)| {
+            let mut o = Map::new();
+            if let Some(v) = score_set(xs) {
+                o.insert(row_key.into(), v);
+            }
+            if let Some(v) = score_set(ys) {
+                o.insert(col_key.into(), v);
+            }
+            Value::Object(o)
+        })
+        .collect();
+    if alts.len() == 1 {
+        alts.pop().unwrap()
+    } else {
+        json!({ "any": alts })
+    }
+}
+
+/// The `when` of a set of rfm codes: patterns with `?` where a digit takes every value,
+/// otherwise the codes, best first.
+fn codes_when(cells: u128) -> Value {
+    if cells == ALL_CODES {
+        return json!({});
+    }
+    let matches = |p: [u8; 3], r: i32, f: i32, m: i32| {
+        [r, f, m]
+            .iter()
+            .zip(p)
+            .all(|(d, c)| c == 0 || c as i32 == *d)
+    };
+    let mask_of = |p: [u8; 3]| {
+        let mut mask = 0u128;
+        for r in 1..=5 {
+            for f in 1..=5 {
+                for m in 1..=5 {
+                    if matches(p, r, f, m) {
+                        mask |= 1u128 << code_index(r, f, m);
+                    }
+                }
+            }
+        }
+        mask
+    };
+    // candidate patterns, 0 = '?': most wildcards first, best codes first
+    let mut candidates: Vec<[u8; 3]> = Vec::new();
+    for r in 0..=5u8 {
+        for f in 0..=5u8 {
+            for m in 0..=5u8 {
+                candidates.push([r, f, m]);
+            }
+        }
+    }
+    let wild = |p: &[u8; 3]| p.iter().filter(|&&c| c == 0).count();
+    candidates.sort_by_key(|p| (std::cmp::Reverse(wild(p)), std::cmp::Reverse(*p)));
+    let mut left = cells;
+    let mut chosen: Vec<([u8; 3], u128)> = Vec::new();
+    for p in candidates {
+        let mask = mask_of(p);
+        // take a pattern only when all its codes are wanted and none is taken yet
+        if mask & !left == 0 && mask != 0 {
+            left &= !mask;
+            chosen.push((p, mask));
+        }
+    }
+    debug_assert_eq!(left, 0);
+    // best first: by the highest code each pattern covers
+    chosen.sort_by_key(|(p, _)| std::cmp::Reverse(p.map(|c| if c == 0 { 5 } else { c })));
+    let pats: Vec<String> = chosen
+        .iter()
+        .map(|(p, _)| {
+            p.iter()
+                .map(|&c| if c == 0 { '?' } else { (b'0' + c) as char })
+                .collect()
+        })
+        .collect();
+    if pats.len() == 1 {
+        json!({ RFM_CODE: pats[0] })
+    } else {
+        json!({ RFM_CODE: pats })
+    }
+}
+
+/// A built-in grid scheme written as a rule document, so a user can copy and edit it: its
+/// description, population active, one segment per scheme segment in the same order with
+/// its description and actions, and a `when` that covers exactly its cells. For `codes`,
+/// whose last segment ("Other") is everything not listed, that segment is the `default`.
+pub fn grid_document(s: &Scheme) -> Value {
+    let use_default = s.axes == Axes::Code;
+    let n = s.segments.len();
+    let rules = if use_default { n - 1 } else { n };
+    let segs: Vec<Value> = s.segments[..rules]
+        .iter()
+        .map(|seg| {
+            let when = match s.axes {
+                Axes::RecencyFm => grid_when("r", "fm", |r, fm| s.classify(r, fm, fm) == seg.name),
+                Axes::RecencyFrequency => {
+                    grid_when("r", "f", |r, f| s.classify(r, f, 1) == seg.name)
+                }
+                Axes::Code => {
+                    let mut cells = 0u128;
+                    for r in 1..=5 {
+                        for f in 1..=5 {
+                            for m in 1..=5 {
+                                if s.classify(r, f, m) == seg.name {
+                                    cells |= 1u128 << code_index(r, f, m);
+                                }
+                            }
+                        }
+                    }
+                    codes_when(cells)
+                }
+            };
+            json!({
+                "name": seg.name,
+                "when": when,
+                "description": seg.description,
+                "actions": seg.actions,
+            })
+        })
+        .collect();
+    let mut doc = json!({
+        "description": s.description,
+        "population": "active",
+        "segments": segs,
+    });
+    if use_default {
+        let last = &s.segments[n - 1];
+        doc["default"] = json!(last.name);
+        doc["default_segment"] = json!({
+            "description": last.description,
+            "actions": last.actions,
+        });
+    }
+    doc
+}
