@@ -1613,3 +1613,882 @@ pub fn grid_document(s: &Scheme) -> Value {
     }
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(doc: Value) -> Result<RuleScheme> {
+        RuleScheme::parse("t", &doc)
+    }
+
+    /// A scheme with one rule over `when`, and a default "Other".
+    fn one(when: Value) -> RuleScheme {
+        parse(json!({"population": "all", "segments": [{"name": "A", "when": when}], "default": "Other"}))
+            .unwrap_or_else(|e| panic!("{when}: {e:?}"))
+    }
+
+    fn err(doc: Value) -> RfmError {
+        match parse(doc.clone()) {
+            Ok(_) => panic!("accepted: {doc}"),
+            Err(e) => e,
+        }
+    }
+
+    /// The error of a one-rule scheme over `when` (with a default).
+    fn when_err(when: Value) -> RfmError {
+        err(json!({"segments": [{"name": "S", "when": when}], "default": "Other"}))
+    }
+
+    fn vals(pairs: &[(Metric, f64)]) -> Values {
+        pairs
+            .iter()
+            .fold(Values::default(), |v, &(m, x)| v.with(m, Some(x)))
+    }
+
+    fn scores(r: i32, f: i32, m: i32) -> Values {
+        vals(&[
+            (Metric::R, r as f64),
+            (Metric::F, f as f64),
+            (Metric::M, m as f64),
+            (Metric::Fm, ((f + m + 1) / 2) as f64),
+            (Metric::Active, 1.0),
+        ])
+    }
+
+    fn holds(s: &RuleScheme, v: &Values) -> bool {
+        s.classify(v) == 0
+    }
+
+    #[test]
+    fn metric_names_round_trip_in_index_order() {
+        for (i, m) in ALL_METRICS.iter().enumerate() {
+            assert_eq!(*m as usize, i);
+            assert_eq!(Metric::from_name(m.name()), Some(*m));
+        }
+        assert_eq!(Metric::from_name("rfm_code"), None);
+        assert_eq!(Metric::from_name("Recency_days"), None);
+        assert_eq!(Metric::ReturnRate.name(), "return_rate");
+        let scores: Vec<_> = ALL_METRICS.iter().filter(|m| m.is_score()).collect();
+        assert_eq!(scores, [&Metric::R, &Metric::F, &Metric::M, &Metric::Fm]);
+        let basic: Vec<&str> = ALL_METRICS
+            .iter()
+            .filter(|m| m.is_basic())
+            .map(|m| m.name())
+            .collect();
+        assert_eq!(
+            basic,
+            [
+                "recency_days",
+                "frequency",
+                "monetary",
+                "r",
+                "f",
+                "m",
+                "fm",
+                "active"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_operator_true_false_and_null() {
+        let aov = |x: f64| vals(&[(Metric::Aov, x)]);
+        let null = Values::default();
+        let cases: &[(Value, &[f64], &[f64])] = &[
+            (json!({">": 10}), &[10.5, 100.0], &[10.0, 9.0]),
+            (json!({">=": 10}), &[10.0, 11.0], &[9.99]),
+            (json!({"<": 10}), &[9.99, -5.0], &[10.0, 11.0]),
+            (json!({"<=": 10}), &[10.0, 0.0], &[10.01]),
+            (json!({"=": 10}), &[10.0], &[10.01, 9.0]),
+            (json!(10), &[10.0], &[11.0]),
+            (
+                json!({"between": [2, 5.5]}),
+                &[2.0, 3.0, 5.5],
+                &[1.99, 5.51],
+            ),
+            (json!({"between": [3, 3]}), &[3.0], &[2.0, 4.0]),
+            (json!({"in": [1, 2.5, 7]}), &[1.0, 2.5, 7.0], &[2.0, 3.0]),
+            (json!({"in": [4]}), &[4.0], &[5.0]),
+            (json!([1, 3]), &[1.0, 3.0], &[2.0]),
+            (json!({">=": 2, "<": 5}), &[2.0, 4.9], &[1.0, 5.0]),
+        ];
+        for (spec, yes, no) in cases {
+            let s = one(json!({ "aov": spec }));
+            for &x in *yes {
+                assert!(holds(&s, &aov(x)), "{spec} on {x}");
+            }
+            for &x in *no {
+                assert!(!holds(&s, &aov(x)), "{spec} on {x}");
+            }
+            assert!(!holds(&s, &null), "{spec} on NULL");
+            // another metric set does not help
+            assert!(!holds(&s, &vals(&[(Metric::Monetary, yes[0])])), "{spec}");
+        }
+    }
+
+    #[test]
+    fn active_takes_booleans() {
+        let s = one(json!({"active": false}));
+        assert!(holds(&s, &vals(&[(Metric::Active, 0.0)])));
+        assert!(!holds(&s, &vals(&[(Metric::Active, 1.0)])));
+        assert!(!holds(&s, &Values::default()));
+        let s = one(json!({"active": {"in": [true]}}));
+        assert!(holds(&s, &vals(&[(Metric::Active, 1.0)])));
+        assert!(!holds(&s, &vals(&[(Metric::Active, 0.0)])));
+    }
+
+    #[test]
+    fn score_conditions_and_null_scores() {
+        let s = one(json!({"r": {"<": 3}}));
+        assert!(holds(&s, &scores(2, 5, 5)));
+        assert!(!holds(&s, &scores(3, 1, 1)));
+        // a customer who is not active has no scores: every comparison is false
+        assert!(!holds(&s, &vals(&[(Metric::Active, 0.0)])));
+        let s = one(json!({"fm": {"between": [2, 3]}, "f": 3}));
+        assert!(holds(&s, &scores(1, 3, 1))); // fm 2
+        assert!(!holds(&s, &scores(1, 3, 5))); // fm 4
+        assert!(!holds(&s, &scores(1, 2, 2)));
+    }
+
+    #[test]
+    fn rfm_code_patterns() {
+        let s = one(json!({"rfm_code": ["5?1", "511"]}));
+        for (r, f, m, want) in [
+            (5, 1, 1, true),
+            (5, 3, 1, true),
+            (5, 5, 1, true),
+            (5, 3, 2, false),
+            (4, 1, 1, false),
+        ] {
+            assert_eq!(holds(&s, &scores(r, f, m)), want, "{r}{f}{m}");
+        }
+        assert!(!holds(&s, &Values::default()));
+        // NULL when one score is missing
+        assert!(!holds(&s, &scores(5, 1, 1).with(Metric::M, None)));
+        let s = one(json!({"rfm_code": "???"}));
+        assert!(holds(&s, &scores(1, 2, 3)));
+        assert!(!holds(&s, &vals(&[(Metric::Active, 0.0)])));
+        let s = one(json!({"rfm_code": {"=": "1?5"}}));
+        assert!(holds(&s, &scores(1, 4, 5)));
+        assert!(!holds(&s, &scores(1, 4, 4)));
+        // several operators must all hold
+        let s = one(json!({"rfm_code": {"=": "5??", "in": ["?5?", "?4?"]}}));
+        assert!(holds(&s, &scores(5, 4, 1)));
+        assert!(!holds(&s, &scores(5, 3, 1)));
+        assert!(!holds(&s, &scores(4, 5, 1)));
+    }
+
+    #[test]
+    fn any_and_all_nest() {
+        let s = one(json!({
+            "any": [
+                {"aov": {">": 100}, "returns": 0},
+                {"all": [{"frequency": {">=": 3}}, {"any": [{"r": 5}, {"tenure_days": {"<": 10}}]}]}
+            ],
+            "monetary": {">": 0}
+        }));
+        let base = [(Metric::Monetary, 1.0)];
+        let with = |extra: &[(Metric, f64)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            vals(&all)
+        };
+        assert!(holds(
+            &s,
+            &with(&[(Metric::Aov, 101.0), (Metric::Returns, 0.0)])
+        ));
+        assert!(!holds(
+            &s,
+            &with(&[(Metric::Aov, 101.0), (Metric::Returns, 1.0)])
+        ));
+        assert!(!holds(&s, &with(&[(Metric::Aov, 101.0)])));
+        assert!(holds(
+            &s,
+            &with(&[(Metric::Frequency, 3.0), (Metric::R, 5.0)])
+        ));
+        assert!(holds(
+            &s,
+            &with(&[(Metric::Frequency, 3.0), (Metric::TenureDays, 9.0)])
+        ));
+        assert!(!holds(
+            &s,
+            &with(&[(Metric::Frequency, 3.0), (Metric::TenureDays, 10.0)])
+        ));
+        assert!(!holds(
+            &s,
+            &with(&[(Metric::Frequency, 2.0), (Metric::R, 5.0)])
+        ));
+        // the outer conjunction
+        assert!(!holds(
+            &s,
+            &vals(&[
+                (Metric::Aov, 101.0),
+                (Metric::Returns, 0.0),
+                (Metric::Monetary, 0.0)
+            ])
+        ));
+        // {} is a catch-all, also inside any
+        let s =
+            parse(json!({"segments": [{"name": "A", "when": {"any": [{}, {"r": 1}]}}]})).unwrap();
+        assert!(holds(&s, &Values::default()));
+    }
+
+    #[test]
+    fn first_match_wins_and_default_is_last() {
+        let s = parse(json!({
+            "population": "all",
+            "segments": [
+                {"name": "Big", "when": {"monetary": {">": 1000}}},
+                {"name": "Frequent", "when": {"frequency": {">=": 5}}},
+            ],
+            "default": "Rest"
+        }))
+        .unwrap();
+        let names: Vec<&str> = s.segments().iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["Big", "Frequent", "Rest"]);
+        let v = |mo: f64, fr: f64| vals(&[(Metric::Monetary, mo), (Metric::Frequency, fr)]);
+        assert_eq!(s.classify(&v(2000.0, 9.0)), 0);
+        assert_eq!(s.classify(&v(10.0, 9.0)), 1);
+        assert_eq!(s.classify(&v(10.0, 1.0)), 2);
+        assert_eq!(s.classify(&Values::default()), 2);
+        assert!(s.needs_metrics());
+        assert!(!s.score_only());
+        assert_eq!(s.score_table(), None);
+    }
+
+    #[track_caller]
+    fn check(e: &RfmError, message: &str) {
+        assert_eq!(e.kind, ErrorKind::InvalidParameter, "{e:?}");
+        assert_eq!(e.kind.sqlstate(), "22023");
+        assert_eq!(e.message, message);
+    }
+
+    #[test]
+    fn condition_errors_name_segment_and_condition() {
+        let e = when_err(json!({"aov": {"~": 3}}));
+        check(
+            &e,
+            "segment \"S\": condition \"aov\": operator \"~\" is unknown",
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("Operators are: >, >=, <, <=, =, between, in.")
+        );
+        check(
+            &when_err(json!({"r": 6})),
+            "segment \"S\": condition \"r\": score 6 is outside 1..5",
+        );
+        check(
+            &when_err(json!({"f": {">=": 0}})),
+            "segment \"S\": condition \"f\": score 0 is outside 1..5",
+        );
+        check(
+            &when_err(json!({"fm": {"in": [2, 2.5]}})),
+            "segment \"S\": condition \"fm\": score 2.5 is outside 1..5",
+        );
+        check(
+            &when_err(json!({"m": {"between": [1, 9]}})),
+            "segment \"S\": condition \"m\": score 9 is outside 1..5",
+        );
+        check(
+            &when_err(json!({"r": "5"})),
+            "segment \"S\": condition \"r\": operator \"=\" needs a score 1..5, got \"5\"",
+        );
+        check(
+            &when_err(json!({"frequency": {"between": 3}})),
+            "segment \"S\": condition \"frequency\": \"between\" needs [low, high], got 3",
+        );
+        check(
+            &when_err(json!({"frequency": {"between": [1, 2, 3]}})),
+            "segment \"S\": condition \"frequency\": \"between\" needs [low, high], got [1,2,3]",
+        );
+        check(
+            &when_err(json!({"frequency": {"between": [5, 3]}})),
+            "segment \"S\": condition \"frequency\": \"between\" needs [low, high] with low <= high, got [5,3]",
+        );
+        check(
+            &when_err(json!({"aov": {"in": []}})),
+            "segment \"S\": condition \"aov\": \"in\" needs a non-empty list, got []",
+        );
+        check(
+            &when_err(json!({"aov": []})),
+            "segment \"S\": condition \"aov\": \"in\" needs a non-empty list, got []",
+        );
+        check(
+            &when_err(json!({"aov": {"in": 3}})),
+            "segment \"S\": condition \"aov\": \"in\" needs a non-empty list, got 3",
+        );
+        check(
+            &when_err(json!({"aov": {">": "100"}})),
+            "segment \"S\": condition \"aov\": operator \">\" needs a number, got \"100\"",
+        );
+        check(
+            &when_err(json!({"aov": true})),
+            "segment \"S\": condition \"aov\": operator \"=\" needs a number, got true",
+        );
+        check(
+            &when_err(json!({"aov": {}})),
+            "segment \"S\": condition \"aov\": needs at least one operator, got {}",
+        );
+        check(
+            &when_err(json!({"aov": null})),
+            "segment \"S\": condition \"aov\": null cannot be compared",
+        );
+        check(
+            &when_err(json!({"active": 1})),
+            "segment \"S\": condition \"active\": operator \"=\" needs true or false, got 1",
+        );
+        check(
+            &when_err(json!({"active": {">": false}})),
+            "segment \"S\": condition \"active\": operator \">\" does not apply to true/false",
+        );
+        check(
+            &when_err(json!({"rfm_code": "5x1"})),
+            "segment \"S\": condition \"rfm_code\": pattern \"5x1\" is not three characters each 1..5 or ?",
+        );
+        check(
+            &when_err(json!({"rfm_code": ["511", "5111"]})),
+            "segment \"S\": condition \"rfm_code\": pattern \"5111\" is not three characters each 1..5 or ?",
+        );
+        check(
+            &when_err(json!({"rfm_code": ["601"]})),
+            "segment \"S\": condition \"rfm_code\": pattern \"601\" is not three characters each 1..5 or ?",
+        );
+        check(
+            &when_err(json!({"rfm_code": 511})),
+            "segment \"S\": condition \"rfm_code\": pattern 511 is not three characters each 1..5 or ?",
+        );
+        check(
+            &when_err(json!({"rfm_code": {">": "511"}})),
+            "segment \"S\": condition \"rfm_code\": operator \">\" does not apply to codes",
+        );
+        check(
+            &when_err(json!({"any": []})),
+            "segment \"S\": condition \"any\": needs a non-empty array of conditions, got []",
+        );
+        check(
+            &when_err(json!({"all": {"r": 1}})),
+            "segment \"S\": condition \"all\": needs a non-empty array of conditions, got {\"r\":1}",
+        );
+        check(
+            &when_err(json!({"any": [{"r": 1}, 3]})),
+            "segment \"S\": condition \"any\": element 2 must be an object of conditions, got 3",
+        );
+        // nested conditions are named too
+        check(
+            &when_err(json!({"any": [{"all": [{"aov": {"gt": 1}}]}]})),
+            "segment \"S\": condition \"aov\": operator \"gt\" is unknown",
+        );
+        let e = when_err(json!({"spend": {">": 1}}));
+        check(&e, "segment \"S\": condition \"spend\": unknown metric");
+        let hint = e.hint.unwrap();
+        for m in ALL_METRICS {
+            assert!(hint.contains(m.name()), "{hint}");
+        }
+        assert!(hint.contains("rfm_code"));
+        let e = when_err(json!({"first_purchase_at": {">": 1}}));
+        check(
+            &e,
+            "segment \"S\": condition \"first_purchase_at\": timestamps cannot be used in rules",
+        );
+        assert!(e.hint.unwrap().contains("tenure_days"));
+        let e = when_err(json!({"last_purchase_at": "2024-01-01"}));
+        check(
+            &e,
+            "segment \"S\": condition \"last_purchase_at\": timestamps cannot be used in rules",
+        );
+        assert!(e.hint.unwrap().contains("days_since_last"));
+    }
+
+    #[test]
+    fn document_errors() {
+        let ok_seg = json!({"name": "A", "when": {"aov": {">": 1}}});
+        check(
+            &err(json!([1])),
+            "scheme \"t\": the definition must be a JSON object, got an array",
+        );
+        let e = err(json!({"segments": [ok_seg], "default": "O", "colour": "red"}));
+        check(&e, "scheme \"t\": unknown key \"colour\"");
+        assert!(e.hint.unwrap().contains("population"));
+        check(
+            &err(json!({"default": "O"})),
+            "scheme \"t\" has no segments",
+        );
+        check(
+            &err(json!({"segments": [], "default": "O"})),
+            "scheme \"t\" has no segments",
+        );
+        check(
+            &err(json!({"segments": {"name": "A"}})),
+            "scheme \"t\": \"segments\" must be an array of segments, got {\"name\":\"A\"}",
+        );
+        check(
+            &err(json!({"segments": [ok_seg], "default": "O", "population": "everyone"})),
+            "scheme \"t\": \"population\" must be \"active\" or \"all\", got \"everyone\"",
+        );
+        check(
+            &err(json!({"segments": [ok_seg], "default": "O", "description": 5})),
+            "scheme \"t\": \"description\" must be a string, got 5",
+        );
+        check(
+            &err(json!({"segments": [ok_seg], "default": ""})),
+            "scheme \"t\": \"default\" must be a segment name (a non-empty string), got \"\"",
+        );
+        check(
+            &err(json!({"segments": [ok_seg, "B"], "default": "O"})),
+            "scheme \"t\": segment 2 must be an object, got \"B\"",
+        );
+        check(
+            &err(json!({"segments": [{"when": {}}]})),
+            "scheme \"t\": segment 1 has no \"name\"",
+        );
+        check(
+            &err(json!({"segments": [{"name": "", "when": {}}]})),
+            "scheme \"t\": segment 1: \"name\" must not be empty",
+        );
+        check(
+            &err(json!({"segments": [{"name": 3, "when": {}}]})),
+            "scheme \"t\": segment 1: \"name\" must be a string, got 3",
+        );
+        check(
+            &err(json!({"segments": [{"name": "A"}], "default": "O"})),
+            "segment \"A\" has no \"when\"",
+        );
+        check(
+            &err(json!({"segments": [{"name": "A", "when": [1]}], "default": "O"})),
+            "segment \"A\": \"when\" must be an object of conditions, got [1]",
+        );
+        let e = err(json!({"segments": [{"name": "A", "when": {}, "colour": 1}]}));
+        check(&e, "segment \"A\": unknown key \"colour\"");
+        assert!(e.hint.unwrap().contains("visit_every_days"));
+        let seg = |k: &str, v: Value| {
+            let mut o = json!({"name": "A", "when": {}});
+            o[k] = v;
+            err(json!({ "segments": [o] }))
+        };
+        check(
+            &seg("description", json!(["x"])),
+            "segment \"A\": \"description\" must be a string, got [\"x\"]",
+        );
+        check(
+            &seg("actions", json!("call")),
+            "segment \"A\": \"actions\" must be an array of strings, got \"call\"",
+        );
+        check(
+            &seg("actions", json!(["call", 2])),
+            "segment \"A\": \"actions\" must be an array of strings, got [\"call\",2]",
+        );
+        for bad in [
+            json!(0),
+            json!(-3),
+            json!(1.5),
+            json!("7"),
+            json!(3_000_000_000i64),
+        ] {
+            check(
+                &seg("visit_every_days", bad.clone()),
+                &format!(
+                    "segment \"A\": \"visit_every_days\" must be a positive whole number of days, got {bad}"
+                ),
+            );
+        }
+        check(
+            &seg("priority", json!(0.5)),
+            "segment \"A\": \"priority\" must be a whole number, got 0.5",
+        );
+        // duplicates
+        check(
+            &err(json!({"segments": [ok_seg, {"name": "A", "when": {"r": 1}}], "default": "O"})),
+            "segment \"A\": the name is used by an earlier segment too",
+        );
+        check(
+            &err(json!({"segments": [ok_seg], "default": "A"})),
+            "scheme \"t\": \"default\" segment \"A\" has the name of a rule segment too",
+        );
+        // default_segment
+        check(
+            &err(json!({"segments": [{"name": "A", "when": {}}], "default_segment": {}})),
+            "scheme \"t\": \"default_segment\" is given without \"default\"",
+        );
+        check(
+            &err(json!({"segments": [ok_seg], "default": "O", "default_segment": {"name": "O"}})),
+            "scheme \"t\": \"default_segment\": unknown key \"name\"",
+        );
+        check(
+            &err(
+                json!({"segments": [ok_seg], "default": "O", "default_segment": {"priority": "high"}}),
+            ),
+            "scheme \"t\": \"default_segment\": \"priority\" must be a whole number, got \"high\"",
+        );
+        check(
+            &err(json!({"segments": [ok_seg], "default": "O", "default_segment": []})),
+            "scheme \"t\": \"default_segment\" must be an object, got []",
+        );
+        // too many segments
+        let many: Vec<Value> = (0..255)
+            .map(|i| json!({"name": format!("S{i}"), "when": {"aov": {">": i}}}))
+            .collect();
+        check(
+            &err(json!({"segments": many, "default": "O"})),
+            "scheme \"t\" has 256 segments; at most 255 are allowed",
+        );
+    }
+
+    #[test]
+    fn bad_json_text_is_22p02() {
+        let e = RuleScheme::parse_text("t", "{\"segments\": [").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidText);
+        assert_eq!(e.kind.sqlstate(), "22P02");
+        assert!(e
+            .message
+            .starts_with("scheme \"t\": the definition is not valid JSON"));
+        let s = RuleScheme::parse_text("t", r#"{"segments": [{"name": "A", "when": {}}]}"#);
+        assert_eq!(s.unwrap().segments().len(), 1);
+    }
+
+    #[test]
+    fn unreachable_rules() {
+        // covered by earlier rules
+        let e = err(json!({"segments": [
+            {"name": "Top", "when": {"r": {">=": 4}}},
+            {"name": "Low", "when": {"r": {"<=": 2}}},
+            {"name": "Mid", "when": {"r": {"between": [2, 5]}, "f": {">": 1}}},
+            {"name": "Odd", "when": {"any": [{"r": 5}, {"r": 1, "f": 5}]}},
+        ], "default": "Other"}));
+        check(
+            &e,
+            "segment \"Odd\" can never match: every customer it could match is matched first by segments \"Top\" and \"Low\"",
+        );
+        assert!(e.hint.unwrap().contains("first match wins"));
+        // one earlier segment
+        check(
+            &err(json!({"segments": [
+                {"name": "Champions", "when": {"rfm_code": "5??"}},
+                {"name": "Best", "when": {"r": 5, "fm": 5}},
+            ], "default": "Other"})),
+            "segment \"Best\" can never match: every customer it could match is matched first by segment \"Champions\"",
+        );
+        // contradictory
+        check(
+            &err(
+                json!({"segments": [{"name": "X", "when": {"r": {">": 3, "<": 3}}}], "default": "O"}),
+            ),
+            "segment \"X\" can never match: its conditions contradict each other",
+        );
+        check(
+            &err(json!({"segments": [{"name": "X", "when": {"r": {">": 5}}}], "default": "O"})),
+            "segment \"X\" can never match: its conditions contradict each other",
+        );
+        check(
+            &err(
+                json!({"segments": [{"name": "X", "when": {"rfm_code": "5??", "r": 4}}], "default": "O"}),
+            ),
+            "segment \"X\" can never match: its conditions contradict each other",
+        );
+        // active customers only: active = false never holds; with population all it can
+        check(
+            &err(
+                json!({"segments": [{"name": "Gone", "when": {"active": false}}], "default": "O"}),
+            ),
+            "segment \"Gone\" can never match: its conditions contradict each other",
+        );
+        let s = parse(json!({"population": "all", "segments": [{"name": "Gone", "when": {"active": false}}], "default": "O"})).unwrap();
+        assert_eq!(s.classify(&vals(&[(Metric::Active, 0.0)])), 0);
+        // a mixed rule whose score part is covered: the other conditions do not save it
+        check(
+            &err(json!({"segments": [
+                {"name": "Recent", "when": {"r": 5}},
+                {"name": "Recent big", "when": {"r": 5, "aov": {">": 200}}},
+            ], "default": "Other"})),
+            "segment \"Recent big\" can never match: every customer it could match is matched first by segment \"Recent\"",
+        );
+        // a mixed rule with an uncovered score part is fine; a non-score rule after a
+        // catch-all is not
+        assert!(parse(json!({"segments": [
+            {"name": "Recent", "when": {"r": 5}},
+            {"name": "Big", "when": {"r": 4, "aov": {">": 200}}},
+            {"name": "Rich", "when": {"aov": {">": 500}}},
+        ], "default": "Other"}))
+        .is_ok());
+        check(
+            &err(json!({"population": "all", "segments": [
+                {"name": "All", "when": {}},
+                {"name": "Rich", "when": {"aov": {">": 500}}},
+            ]})),
+            "segment \"Rich\" can never match: every customer it could match is matched first by segment \"All\"",
+        );
+        // under population all, a score rule does not cover customers who are not active
+        assert!(parse(json!({"population": "all", "segments": [
+            {"name": "Scored", "when": {"rfm_code": "???"}},
+            {"name": "Rest", "when": {}},
+        ]}))
+        .is_ok());
+    }
+
+    #[test]
+    fn default_required_or_superfluous() {
+        let e = err(json!({"segments": [{"name": "Big", "when": {"aov": {">": 1}}}]}));
+        check(
+            &e,
+            "scheme \"t\" needs a \"default\" segment: no rule surely matches customers with rfm code 111 and 124 other cases",
+        );
+        assert!(e.hint.unwrap().contains("\"default\""));
+        check(
+            &err(json!({"segments": [{"name": "Top", "when": {"r": {">": 1}}}]})),
+            "scheme \"t\" needs a \"default\" segment: no rule surely matches customers with rfm code 111 and 24 other cases",
+        );
+        check(
+            &err(json!({"segments": [{"name": "Top", "when": {"rfm_code": {"in": ["1??", "2??", "3??", "4??", "5?1", "5?2", "5?3", "5?4", "515", "525", "535", "545"]}}}]})),
+            "scheme \"t\" needs a \"default\" segment: no rule surely matches customers with rfm code 555",
+        );
+        check(
+            &err(json!({"population": "all", "segments": [{"name": "Scored", "when": {"r": {">=": 1}}}]})),
+            "scheme \"t\" needs a \"default\" segment: no rule surely matches customers who are not active",
+        );
+        // covering every cell without a default is fine ...
+        let s = parse(json!({"segments": [
+            {"name": "Hi", "when": {"r": {">=": 3}}},
+            {"name": "Lo", "when": {"any": [{"r": 1}, {"r": 2}]}},
+        ]}))
+        .unwrap();
+        assert_eq!(s.segments().len(), 2);
+        assert_eq!(s.classify(&scores(1, 1, 1)), 1);
+        // values outside validation's cases fall to the last rule
+        assert_eq!(s.classify(&Values::default()), 1);
+        // ... and a default then can never be used
+        let e = err(json!({"segments": [
+            {"name": "Hi", "when": {"r": {">=": 3}}},
+            {"name": "Lo", "when": {"r": {"<": 3}}},
+        ], "default": "Other"}));
+        check(
+            &e,
+            "scheme \"t\": \"default\" segment \"Other\" can never be used: the rules match every customer",
+        );
+        assert!(e.hint.unwrap().starts_with("Remove \"default\""));
+        check(
+            &err(json!({"segments": [{"name": "Everyone", "when": {}}], "default": "Other"})),
+            "scheme \"t\": \"default\" segment \"Other\" can never be used: the rules match every customer",
+        );
+    }
+
+    #[test]
+    fn score_only_table_and_needs_metrics() {
+        let s = parse(json!({"segments": [
+            {"name": "Best", "when": {"rfm_code": ["55?"]}},
+            {"name": "Recent", "when": {"r": {">=": 4}, "fm": {">=": 2}}},
+        ], "default": "Other"}))
+        .unwrap();
+        assert!(s.score_only());
+        assert!(!s.needs_metrics());
+        let t = s.score_table().unwrap();
+        assert_eq!(t[code_index(5, 5, 1)], 0);
+        assert_eq!(t[code_index(4, 1, 2)], 1); // fm 2
+        assert_eq!(t[code_index(4, 1, 1)], 2);
+        assert_eq!(t[code_index(3, 5, 5)], 2);
+        for r in 1..=5 {
+            for f in 1..=5 {
+                for m in 1..=5 {
+                    assert_eq!(
+                        t[code_index(r, f, m)] as usize,
+                        s.classify(&scores(r, f, m))
+                    );
+                }
+            }
+        }
+        // basic metrics: not score-only, no extra metrics
+        let s = one(json!({"recency_days": {"<": 30}, "active": true}));
+        assert!(!s.score_only());
+        assert!(s.needs_metrics()); // population all
+        let s = parse(json!({"segments": [{"name": "A", "when": {"recency_days": {"<": 30}, "monetary": {">": 0}, "active": true}}], "default": "O"})).unwrap();
+        assert!(!s.score_only());
+        assert!(!s.needs_metrics());
+        assert_eq!(s.population(), Population::Active);
+        let s = parse(json!({"segments": [{"name": "A", "when": {"any": [{"r": 5}, {"return_rate": {"<": 0.1}}]}}], "default": "O"})).unwrap();
+        assert!(!s.score_only());
+        assert!(s.needs_metrics());
+        // population all with score rules: score-only but needs the metrics of everyone
+        let s = parse(json!({"population": "all", "segments": [{"name": "A", "when": {"r": 5}}], "default": "O"})).unwrap();
+        assert!(s.score_only());
+        assert!(s.needs_metrics());
+        assert_eq!(s.score_table().unwrap()[code_index(5, 1, 1)], 0);
+        assert_eq!(s.score_table().unwrap()[code_index(4, 1, 1)], 1);
+    }
+
+    #[test]
+    fn to_json_round_trips() {
+        let docs = [
+            json!({"description": "VIPs first", "population": "all",
+                "segments": [
+                    {"name": "VIP", "when": {"lifetime_value": {">": 2000}, "frequency": {">=": 4},
+                        "aov": {">": 200}, "days_since_last": {"<=": 90}, "return_rate": {"<": 0.1}},
+                     "description": "Best", "actions": ["call", "gift"], "visit_every_days": 14, "priority": 1},
+                    {"name": "New", "when": {"any": [{"rfm_code": ["5?1", "511"]}, {"tenure_days": {"<=": 30}}]}},
+                    {"name": "Empty actions", "when": {"aov": 3}, "actions": []}
+                ],
+                "default": "Other", "default_segment": {"description": "The rest", "priority": 9}}),
+            json!({"segments": [{"name": "Hi", "when": {"r": {">=": 3}}}, {"name": "Lo", "when": {}}]}),
+        ];
+        for d in docs {
+            let s = parse(d.clone()).unwrap();
+            let canon = s.to_json();
+            assert_eq!(parse(canon.clone()).unwrap(), s);
+            assert_eq!(
+                canon["population"],
+                d.get("population").cloned().unwrap_or(json!("active"))
+            );
+            assert_eq!(canon["segments"][0]["when"], d["segments"][0]["when"]);
+        }
+        let s = parse(json!({"segments": [{"name": "A", "when": {"aov": 1}, "actions": [], "priority": -2}], "default": "B", "default_segment": {}})).unwrap();
+        assert_eq!(
+            s.to_json(),
+            json!({"population": "active", "segments": [{"name": "A", "when": {"aov": 1}, "priority": -2}], "default": "B"})
+        );
+        assert_eq!(s.segments()[0].priority, Some(-2));
+        let l = builtin("lifecycle").unwrap();
+        assert_eq!(&RuleScheme::parse("lifecycle", &l.to_json()).unwrap(), l);
+    }
+
+    #[test]
+    fn metadata_is_kept() {
+        let s = parse(json!({"description": "d", "segments": [
+            {"name": "A", "when": {"aov": 1}, "description": "a", "actions": ["x", "y"], "visit_every_days": 7, "priority": 2}
+        ], "default": "B", "default_segment": {"description": "b", "actions": ["z"], "visit_every_days": 30.0}})).unwrap();
+        assert_eq!(s.description(), Some("d"));
+        assert_eq!(
+            s.segments(),
+            [
+                SegmentDef {
+                    name: "A".into(),
+                    description: Some("a".into()),
+                    actions: vec!["x".into(), "y".into()],
+                    visit_every_days: Some(7),
+                    priority: Some(2),
+                },
+                SegmentDef {
+                    name: "B".into(),
+                    description: Some("b".into()),
+                    actions: vec!["z".into()],
+                    visit_every_days: Some(30),
+                    priority: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_and_bad_names() {
+        for n in ["standard", "rf10", "codes", "lifecycle"] {
+            assert!(is_reserved(n));
+            let e = check_name(n).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::ReservedName);
+            assert_eq!(e.kind.sqlstate(), "42939");
+            assert_eq!(
+                e.message,
+                format!("scheme \"{n}\" is built in; choose another name")
+            );
+            assert!(e.hint.unwrap().contains("rfm.scheme_definition"));
+        }
+        assert!(!is_reserved("Standard"));
+        assert_eq!(check_name("my scheme"), Ok(()));
+        assert_eq!(check_name(&"x".repeat(63)), Ok(()));
+        let e = check_name(&"x".repeat(64)).unwrap_err();
+        assert_eq!(e.kind.sqlstate(), "22023");
+        assert!(e.message.contains("longer than 63 bytes"));
+        // bytes, not characters
+        assert!(check_name(&"é".repeat(32)).is_err());
+        assert_eq!(check_name("").unwrap_err().kind.sqlstate(), "22023");
+    }
+
+    #[test]
+    fn lifecycle_document() {
+        let l = builtin("lifecycle").unwrap();
+        assert!(builtin("standard").is_none());
+        assert_eq!(l.population(), Population::All);
+        assert!(l.description().is_some());
+        assert!(l.needs_metrics());
+        assert!(!l.score_only());
+        let names: Vec<&str> = l.segments().iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Churned",
+                "Lapsed",
+                "VIP",
+                "At-Risk",
+                "Loyal",
+                "Repeat Buyer",
+                "First-Time Buyer",
+                "One-Time Buyer"
+            ]
+        );
+        for s in l.segments() {
+            assert!(s.description.is_some(), "{}", s.name);
+            assert!(!s.actions.is_empty(), "{}", s.name);
+        }
+    }
+
+    /// A customer for the lifecycle: active when the last purchase is within a year.
+    fn customer(days_since_last: f64, tenure: f64, orders: f64, ltv: f64, freq: f64) -> Values {
+        vals(&[
+            (Metric::DaysSinceLast, days_since_last),
+            (Metric::TenureDays, tenure),
+            (Metric::LifetimeOrders, orders),
+            (Metric::LifetimeValue, ltv),
+            (Metric::Frequency, freq),
+            (
+                Metric::Active,
+                if days_since_last <= 365.0 { 1.0 } else { 0.0 },
+            ),
+        ])
+    }
+
+    #[test]
+    fn lifecycle_boundaries() {
+        let l = builtin("lifecycle").unwrap();
+        let stage = |v: Values| l.segments()[l.classify(&v)].name.as_str();
+        // Churned / Lapsed by days since the last purchase
+        assert_eq!(stage(customer(731.0, 2000.0, 9.0, 9000.0, 0.0)), "Churned");
+        assert_eq!(stage(customer(730.0, 2000.0, 9.0, 9000.0, 0.0)), "Lapsed");
+        assert_eq!(stage(customer(366.0, 2000.0, 1.0, 10.0, 0.0)), "Lapsed");
+        assert_eq!(
+            stage(customer(365.0, 2000.0, 1.0, 10.0, 1.0)),
+            "One-Time Buyer"
+        );
+        // VIP: lifetime value and frequency in the window
+        assert_eq!(stage(customer(200.0, 900.0, 8.0, 2000.0, 4.0)), "VIP");
+        assert_eq!(stage(customer(200.0, 900.0, 8.0, 1999.99, 4.0)), "At-Risk");
+        assert_eq!(stage(customer(200.0, 900.0, 8.0, 2000.0, 3.0)), "At-Risk");
+        assert_eq!(stage(customer(365.0, 900.0, 8.0, 5000.0, 4.0)), "VIP");
+        // At-Risk / Loyal by days since the last purchase
+        assert_eq!(stage(customer(181.0, 900.0, 4.0, 100.0, 1.0)), "At-Risk");
+        assert_eq!(stage(customer(180.0, 900.0, 4.0, 100.0, 1.0)), "Loyal");
+        // lifetime orders 1 / 2 / 3 / 4
+        assert_eq!(stage(customer(10.0, 900.0, 4.0, 100.0, 1.0)), "Loyal");
+        assert_eq!(
+            stage(customer(10.0, 900.0, 3.0, 100.0, 1.0)),
+            "Repeat Buyer"
+        );
+        assert_eq!(
+            stage(customer(10.0, 900.0, 2.0, 100.0, 1.0)),
+            "Repeat Buyer"
+        );
+        assert_eq!(
+            stage(customer(10.0, 900.0, 1.0, 100.0, 1.0)),
+            "One-Time Buyer"
+        );
+        assert_eq!(stage(customer(10.0, 90.0, 3.0, 100.0, 2.0)), "Repeat Buyer");
+        // First-Time / One-Time Buyer by tenure
+        assert_eq!(
+            stage(customer(10.0, 90.0, 1.0, 100.0, 1.0)),
+            "First-Time Buyer"
+        );
+        assert_eq!(
+            stage(customer(91.0, 91.0, 1.0, 100.0, 1.0)),
+            "One-Time Buyer"
+        );
+        assert_eq!(stage(customer(0.0, 0.0, 1.0, 5.0, 1.0)), "First-Time Buyer");
+        // a stage never depends on a NULL metric matching
+        assert_eq!(stage(Values::default()), "One-Time Buyer");
+    }
+}
