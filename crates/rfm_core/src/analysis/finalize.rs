@@ -523,7 +523,7 @@ fn rule_values(
         set(&mut v, Metric::R, s[0] as f64);
         set(&mut v, Metric::F, s[1] as f64);
         set(&mut v, Metric::M, s[2] as f64);
-        set(&mut v, Metric::Fm, ((s[1] + s[2] + 1) / 2) as f64);
+        set(&mut v, Metric::Fm, (s[1] + s[2]).div_ceil(2) as f64);
     }
     if let (Some(x), Some(d)) = (x, d) {
         let purchases = money_f(x.purchases);
