@@ -34,7 +34,9 @@ fn unknown(name: &str) -> RfmError {
 
 /// The saved document of a user's scheme, if there is one.
 fn user_document(name: &str) -> Option<Value> {
-    Spi::get_one_with_args::<Jsonb>("SELECT rfm._user_scheme($1)", &[name.into()])
+    // the name in the server encoding, as the table holds it
+    let arg = ServerText(name.to_string());
+    Spi::get_one_with_args::<Jsonb>("SELECT rfm._user_scheme($1)", &[arg.into()])
         .unwrap_or_else(|e| {
             raise(RfmError::invalid(format!(
                 "cannot read scheme \"{name}\": {e}"
@@ -120,7 +122,7 @@ fn _validate_scheme(name: ServerText, definition: Jsonb) -> Jsonb {
 /// One row per segment of a rule scheme (the `rfm.schemes` view).
 type SegmentRow = (
     String,
-    Option<String>,
+    Option<ServerText>,
     i32,
     ServerText,
     Option<Vec<String>>,
@@ -148,7 +150,7 @@ fn rule_rows(r: &RuleScheme) -> Vec<SegmentRow> {
         .map(|(i, s)| {
             (
                 population.to_string(),
-                r.description().map(str::to_string),
+                r.description().map(|d| ServerText(d.to_string())),
                 i as i32 + 1,
                 ServerText(s.name.clone()),
                 None,
@@ -172,7 +174,7 @@ fn builtin_scheme_segments() -> TableIterator<
     (
         name!(scheme, String),
         name!(population, String),
-        name!(scheme_description, Option<String>),
+        name!(scheme_description, Option<ServerText>),
         name!(position, i32),
         name!(segment, ServerText),
         name!(cells, Option<Vec<String>>),
@@ -189,7 +191,7 @@ fn builtin_scheme_segments() -> TableIterator<
             rows.push((
                 s.name.to_string(),
                 "active".to_string(),
-                Some(s.description.to_string()),
+                Some(ServerText(s.description.to_string())),
                 i as i32 + 1,
                 ServerText(seg.name.to_string()),
                 Some(s.cells(seg.name)),
@@ -224,7 +226,7 @@ fn _user_scheme_segments(
     'static,
     (
         name!(population, String),
-        name!(scheme_description, Option<String>),
+        name!(scheme_description, Option<ServerText>),
         name!(position, i32),
         name!(segment, ServerText),
         name!(cells, Option<Vec<String>>),

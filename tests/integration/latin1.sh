@@ -125,6 +125,15 @@ eq "a second refresh after new orders logs the move of a non-ASCII key" \
   "$(printf 't\nKlein>Größte')"
 eq "the managed RFM segmentation agrees with rfm.analyze" \
   "SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'latin_rfm' AND customer_key IN (SELECT customer FROM t.tx)" "5"
+q "SELECT rfm.create_scheme('größe', '{\"description\": \"Nach Größe\", \"population\": \"all\", \"segments\": [{\"name\": \"Größte Kunden\", \"when\": {\"lifetime_value\": {\">=\": 100}}, \"actions\": [\"Grüße senden\"]}], \"default\": \"Übrige\"}')" >/dev/null
+eq "a saved scheme with a non-ASCII name and segments segments the customers" \
+  "SELECT string_agg(segment || '=' || customers, '|') FROM rfm.summary((SELECT rfm.analyze(customer, ordered_at, amount, '{\"as_of\": \"2025-12-31 23:59:59+00\", \"scheme\": \"größe\"}') FROM t.tx))" \
+  "Größte Kunden=2|Übrige=4"  # Jürgen Größe (150) and ÿ last byte (501 with its new order)
+eq "rfm.schemes shows the saved scheme's non-ASCII names" \
+  "SELECT scheme || ' ' || scheme_description || ' ' || segment || ' ' || array_to_string(actions, ',') FROM rfm.schemes WHERE scheme = 'größe' AND position = 1" \
+  "größe Nach Größe Größte Kunden Grüße senden"
+eq "rfm.scheme_definition returns the saved document" \
+  "SELECT rfm.scheme_definition('größe') -> 'segments' -> 0 ->> 'name'" "Größte Kunden"
 eq "no internal error anywhere in the server log" "SELECT 1" "1"
 grep -q "XX000\|PANIC\|panicked" "$work/server.log"
 [ $? != 0 ]

@@ -145,7 +145,19 @@ nightly=$(q "SELECT cron.schedule('rfm-nightly', '0 3 * * *', 'SELECT rfm.refres
 [ -n "$nightly" ]
 check "refresh_all can be scheduled nightly with cron.schedule" $?
 
-# 5. the SQL reference shows what its examples really print
+# 5. pg_dump keeps the saved schemes: a dump restored into a new database segments the same
+q "SELECT rfm.create_scheme('it_big', '{\"segments\": [{\"name\": \"Big\", \"when\": {\"monetary\": {\">=\": 500}}}], \"default\": \"Small\"}')" >/dev/null
+"${as_pg[@]}" "$PG_BIN/pg_dump" -h "$work" -p "$port" -U postgres -d "$DB" -Fc -f "$work/dump.pgc" 2>"$work/dump.err"
+psql_ -d postgres -c "CREATE DATABASE it_restored" >/dev/null
+# (pg_cron cannot be created outside cron.database_name: that one error is expected)
+"${as_pg[@]}" "$PG_BIN/pg_restore" -h "$work" -p "$port" -U postgres -d it_restored "$work/dump.pgc" 2>"$work/restore.err"
+summary="SELECT string_agg(segment || '=' || customers, ',') FROM rfm.summary((SELECT rfm.analyze(customer_id, ordered_at, amount, '{\"as_of\": \"2025-12-31 23:59:59+00\", \"scheme\": \"it_big\"}') FROM it_tx))"
+before=$(q "$summary")
+after=$(psql_ -d it_restored -At -c "$summary" 2>&1)
+[ -n "$before" ] && [ "$before" = "$after" ] && [ "$(psql_ -d it_restored -At -c "SELECT owner FROM rfm.schemes WHERE scheme = 'it_big' LIMIT 1")" = postgres ]
+check "pg_dump keeps the saved schemes: restored, it_big segments the same ($after)" $?
+
+# 6. the SQL reference shows what its examples really print
 psql_ -d postgres -c "CREATE DATABASE rfm_docs"
 "${as_pg[@]}" python3 scripts/docs.py --check -h "$work" -p "$port" -U postgres -d rfm_docs
 check "docs/reference.md matches the output of its examples" $?
