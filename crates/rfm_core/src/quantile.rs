@@ -91,6 +91,72 @@ pub fn thresholds(values: &mut [f64], buckets: usize) -> Option<Vec<f64>> {
     )
 }
 
+/// Rearranges integer `values` like [`select_many`].
+pub fn select_many_units(values: &mut [i64], wanted: &[usize]) {
+    if wanted.is_empty() || values.is_empty() {
+        return;
+    }
+    let mid = wanted.len() / 2;
+    let k = wanted[mid];
+    let (left, _, right) = values.select_nth_unstable(k);
+    select_many_units(left, &wanted[..mid]);
+    let shifted: Vec<usize> = wanted[mid + 1..].iter().map(|&i| i - k - 1).collect();
+    select_many_units(right, &shifted);
+}
+
+/// `num / den` (den > 0) as the double nearest to the exact quotient: its decimal
+/// expansion to 30 places, read by Rust's correctly rounding parser.
+pub fn ratio_to_f64(num: i128, den: i128) -> f64 {
+    let negative = num < 0;
+    let n = num.unsigned_abs();
+    let d = den.unsigned_abs();
+    let mut text = format!("{}{}.", if negative { "-" } else { "" }, n / d);
+    let mut rem = n % d;
+    for _ in 0..30 {
+        rem *= 10;
+        text.push(char::from(b'0' + (rem / d) as u8));
+        rem %= d;
+    }
+    text.parse().unwrap_or(f64::NAN)
+}
+
+/// The `buckets - 1` thresholds of exact values `units / 10^scale` (reordered in place), the
+/// interpolation done in exact arithmetic and rounded once: the same quantiles as
+/// [`thresholds`] without the artifacts of float interpolation (`140.688`, not
+/// `140.68800000000002`). `None` when there are no values or the scale is too large.
+pub fn thresholds_exact(values: &mut [i64], scale: u32, buckets: usize) -> Option<Vec<f64>> {
+    if values.is_empty() {
+        return None;
+    }
+    let pow = 10i128.checked_pow(scale)?;
+    let count = values.len();
+    let n = buckets as i128;
+    // Q(k/n) sits at k (count - 1) / n: order statistic lo, plus rem / n of the way to lo + 1
+    let positions: Vec<(usize, i128)> = (1..buckets)
+        .map(|k| {
+            let x = k as i128 * (count as i128 - 1);
+            ((x / n) as usize, x % n)
+        })
+        .collect();
+    let mut wanted: Vec<usize> = positions
+        .iter()
+        .flat_map(|&(lo, rem)| [lo, if rem > 0 { lo + 1 } else { lo }])
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    select_many_units(values, &wanted);
+    Some(
+        positions
+            .iter()
+            .map(|&(lo, rem)| {
+                let a = values[lo] as i128;
+                let b = if rem > 0 { values[lo + 1] as i128 } else { a };
+                ratio_to_f64(a * n + (b - a) * rem, n * pow)
+            })
+            .collect(),
+    )
+}
+
 /// Checks that a value may enter a quantile computation and folds `-0` into `0` (PostgreSQL
 /// compares them as equal; folding keeps selection deterministic).
 pub fn normalize(what: &str, value: f64) -> Result<f64> {
@@ -165,7 +231,46 @@ mod tests {
         assert!(normalize("value", f64::NAN).is_err());
     }
 
+    #[test]
+    fn exact_thresholds_have_no_float_artifacts() {
+        // Q(0.2) of seven values sits 1/5 of the way from 140.60 to 140.72: 140.624 exactly,
+        // and Q(0.4) 2/5 of the way from 140.72 to 141.00: 140.832
+        let mut v = vec![14060i64, 14072, 14000, 14100, 14110, 14200, 14300];
+        let t = thresholds_exact(&mut v, 2, 5).unwrap();
+        assert_eq!(format!("{} {}", t[0], t[1]), "140.624 140.832");
+        // here percentile_cont's float interpolation prints 132.78799999999998
+        let cents = [11898i64, 12842, 13934, 14994, 15077, 19102, 19409, 19735];
+        let mut f: Vec<f64> = cents.iter().map(|&c| c as f64 / 100.0).collect();
+        assert_eq!(
+            format!("{}", thresholds(&mut f, 5).unwrap()[0]),
+            "132.78799999999998"
+        );
+        let exact = thresholds_exact(&mut cents.to_vec(), 2, 5).unwrap();
+        assert_eq!(format!("{}", exact[0]), "132.788");
+        // integers: 0.2 of the way between 2 and 5 is 2.6, and so on
+        assert_eq!(
+            format!("{:?}", thresholds_exact(&mut [2, 5], 0, 5).unwrap()),
+            "[2.6, 3.2, 3.8, 4.4]"
+        );
+        assert_eq!(thresholds_exact(&mut [], 2, 5), None);
+        assert_eq!(ratio_to_f64(-1, 3), -1.0 / 3.0);
+        assert_eq!(ratio_to_f64(2, 3), 2.0 / 3.0);
+    }
+
     proptest! {
+        #[test]
+        fn exact_thresholds_agree_with_float_ones(
+            values in proptest::collection::vec(-100_000i64..100_000, 1..300),
+            buckets in 2usize..=100,
+        ) {
+            let floats: Vec<f64> = values.iter().map(|&u| u as f64 / 100.0).collect();
+            let want = reference(&floats, buckets).unwrap();
+            let got = thresholds_exact(&mut values.clone(), 2, buckets).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                prop_assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{} vs {}", a, b);
+            }
+        }
+
         #[test]
         fn matches_sorting_reference(
             values in proptest::collection::vec(-1.0e6f64..1.0e6, 0..400),

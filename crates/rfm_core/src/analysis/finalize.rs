@@ -55,6 +55,10 @@ fn float_order(bits: i64) -> i64 {
     bits ^ (((bits >> 63) as u64) >> 1) as i64
 }
 
+/// The metric of a customer as exact units at a scale, when it has them (days, purchases,
+/// `numeric` money): its quantile thresholds are then interpolated exactly.
+type Units<'a> = Option<(&'a dyn Fn(usize) -> i64, u32)>;
+
 /// Scores of one metric for every active customer (written to `scores[..][slot]`) and the
 /// rows of the thresholds table. `value(i)` is the metric of customer `i`; `key_cmp`
 /// orders customers by key (the tie-breaker of the `ntile` method); `work` is scratch space.
@@ -63,6 +67,7 @@ fn score_metric(
     metric: usize,
     n_active: usize,
     value: &dyn Fn(usize) -> f64,
+    units: Units,
     key_cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering,
     config: &Config,
     scores: &mut [[u8; 5]],
@@ -77,6 +82,12 @@ fn score_metric(
         Method::Quantile | Method::Fixed => {
             let (t, at_least) = if let (Method::Fixed, Some(f)) = (config.method, &config.fixed) {
                 (f[metric].clone(), metric != 0)
+            } else if let Some((unit, scale)) = units {
+                let mut exact: Vec<i64> = (0..n_active).map(unit).collect();
+                (
+                    quantile::thresholds_exact(&mut exact, scale, n).unwrap_or_default(),
+                    false,
+                )
             } else {
                 work.clear();
                 work.extend((0..n_active).map(value));
@@ -291,23 +302,33 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     let mut scores = vec![[0u8; 5]; n_out];
     let mut work = Vec::new();
     let idx_cmp = |i: usize, j: usize| key_cmp(&act[i], &act[j]);
+    let recency_units = |i: usize| act[i].recency as i64;
     let mut thresholds = score_metric(
         0,
         n_active,
         &|i| act[i].recency as f64,
+        Some((&recency_units, 0)),
         &idx_cmp,
         &config,
         &mut scores[..n_active],
         &mut work,
     );
-    for (metric, value) in [
-        (1, &(|i: usize| act[i].freq as f64) as &dyn Fn(usize) -> f64),
-        (2, &|i: usize| money_f(act[i].money)),
+    let freq_units = |i: usize| act[i].freq as i64;
+    let money_units = |i: usize| act[i].money;
+    let money_exact: Units = exact_scale.map(|s| (&money_units as &dyn Fn(usize) -> i64, s));
+    for (metric, value, units) in [
+        (
+            1,
+            &(|i: usize| act[i].freq as f64) as &dyn Fn(usize) -> f64,
+            Some((&freq_units as &dyn Fn(usize) -> i64, 0)),
+        ),
+        (2, &|i: usize| money_f(act[i].money), money_exact),
     ] {
         let rows = score_metric(
             metric,
             n_active,
             value,
+            units,
             &idx_cmp,
             &config,
             &mut scores[..n_active],
