@@ -95,8 +95,8 @@ COMMENT ON FUNCTION customers(analysis) IS
     'One row per customer of the analysis (active ones; with population all also those without a purchase in the window): metrics, scores, segment and ABC tier; the full metrics (aov .. lifetime_value) are NULL unless the analysis computed them';
 
 CREATE FUNCTION summary(analysis analysis) RETURNS TABLE (
-    segment text, customers bigint, pct_customers double precision, revenue numeric,
-    pct_revenue double precision, avg_revenue numeric, avg_frequency double precision,
+    segment text, customers bigint, pct_customers numeric, revenue numeric,
+    pct_revenue numeric, avg_revenue numeric, avg_frequency double precision,
     avg_recency_days double precision, avg_monetary double precision)
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'summary_wrapper';
@@ -117,10 +117,12 @@ COMMENT ON FUNCTION grid(analysis) IS 'One row per R x FM cell with its segment,
 
 CREATE FUNCTION overview(analysis analysis) RETURNS TABLE (
     as_of timestamptz, period interval, active_customers bigint, excluded_customers bigint,
-    total_revenue numeric, transactions bigint)
+    total_revenue numeric, transactions bigint, rows_without_key bigint,
+    amount_without_key numeric, rows_after_as_of bigint, excluded_amount numeric,
+    below_min_customers bigint)
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'overview_wrapper';
-COMMENT ON FUNCTION overview(analysis) IS 'Headline figures: as_of, period, active and excluded customers, revenue, transactions';
+COMMENT ON FUNCTION overview(analysis) IS 'Headline figures: as_of, period, active and excluded customers, revenue, transactions, and the rows and amounts the analysis accounts for without analysing them';
 
 CREATE FUNCTION excluded_keys(analysis analysis) RETURNS SETOF text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'excluded_keys_wrapper';

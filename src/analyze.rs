@@ -8,7 +8,7 @@ use crate::text::{self, jsonb_value, varlena_bytes, Jsonb, ServerText};
 use pgrx::prelude::*;
 use pgrx::{
     direct_function_call, AnyNumeric, GucContext, GucFlags, GucRegistry, GucSetting, Internal,
-    IntoDatum, PgMemoryContexts,
+    IntoDatum, PgMemoryContexts, PgSqlErrorCode,
 };
 use rfm_core::analysis::{self, Analysis, Config, Days, Key, Method, Money, State};
 use rfm_core::codec::Reader;
@@ -133,10 +133,20 @@ fn parse_options(options: Value) -> Config {
     };
     for k in obj.keys() {
         if !OPTION_KEYS.contains(&k.as_str()) {
-            raise(
-                RfmError::invalid(format!("unknown option \"{k}\""))
-                    .with_hint(format!("Valid options are: {}.", OPTION_KEYS.join(", "))),
-            );
+            // the nearest valid key, when one is close: a typo or a near-synonym
+            let nearest = OPTION_KEYS
+                .iter()
+                .map(|o| (strsim::damerau_levenshtein(&k.to_lowercase(), o), *o))
+                .min()
+                .filter(|(d, o)| *d <= 2.max(o.len() / 4));
+            let hint = match nearest {
+                Some((_, o)) => format!(
+                    "Did you mean \"{o}\"? Valid options are: {}.",
+                    OPTION_KEYS.join(", ")
+                ),
+                None => format!("Valid options are: {}.", OPTION_KEYS.join(", ")),
+            };
+            raise(RfmError::invalid(format!("unknown option \"{k}\"")).with_hint(hint));
         }
     }
     let text_opt = |key: &str| -> Option<String> {
@@ -146,12 +156,16 @@ fn parse_options(options: Value) -> Config {
             Some(other) => raise(option_error(key, &format!("must be a string, got {other}"))),
         }
     };
-    let as_of = match text_opt("as_of") {
+    let as_of_given = text_opt("as_of");
+    let as_of = match &as_of_given {
+        // a bare date means the end of that day: orders placed on it count (SPEC §2)
+        Some(s) if is_bare_date(s) => end_of_day(s),
         Some(s) => s.parse::<TimestampWithTimeZone>().unwrap_or_else(|_| {
-            raise(option_error(
-                "as_of",
-                &format!("is not a timestamp: \"{s}\""),
-            ))
+            raise(
+                option_error("as_of", &format!("is not a timestamp: \"{s}\"")).with_hint(
+                    "Write an ISO 8601 date or timestamp: \"2025-12-31\" (the end of that day) or \"2025-12-31 18:00+01\".",
+                ),
+            )
         }),
         None => unsafe {
             TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp())
@@ -164,10 +178,10 @@ fn parse_options(options: Value) -> Config {
     }
     let period_text = text_opt("period").unwrap_or_else(|| "12 months".to_string());
     let period = period_text.parse::<Interval>().unwrap_or_else(|_| {
-        raise(option_error(
-            "period",
-            &format!("is not an interval: \"{period_text}\""),
-        ))
+        raise(
+            option_error("period", &format!("is not an interval: \"{period_text}\""))
+                .with_hint("For example \"12 months\", \"90 days\" or \"2 years\"."),
+        )
     });
     let start: TimestampWithTimeZone = unsafe {
         direct_function_call(
@@ -241,7 +255,10 @@ fn parse_options(options: Value) -> Config {
                 .map(Some)
                 .collect();
             abc::check_shares(&shares)
-                .map_err(|e| RfmError::new(e.kind, format!("abc_shares: {}", e.message)))
+                .map_err(|e| RfmError {
+                    message: format!("abc_shares: {}", e.message),
+                    ..e
+                })
                 .or_raise()
         }
     };
@@ -284,6 +301,7 @@ fn parse_options(options: Value) -> Config {
     };
     let config = Config {
         as_of: as_of_raw,
+        as_of_default: as_of_given.is_none(),
         window_start,
         period: period_text,
         buckets,
@@ -298,6 +316,35 @@ fn parse_options(options: Value) -> Config {
     };
     config.validate().or_raise();
     config
+}
+
+/// Whether an `as_of` text is a bare date (`2025-12-31`).
+fn is_bare_date(s: &str) -> bool {
+    let b = s.trim().as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// The last instant of a date in the session time zone: the next midnight less 1 µs.
+fn end_of_day(s: &str) -> TimestampWithTimeZone {
+    let date = s.trim().parse::<Date>().unwrap_or_else(|_| {
+        raise(
+            option_error("as_of", &format!("is not a date: \"{s}\""))
+                .with_hint("Write an ISO 8601 date such as \"2025-12-31\" (the end of that day)."),
+        )
+    });
+    // SAFETY: the day after a valid date (the parser accepts no date near the end of the
+    // range that would overflow), then date_timestamptz of it
+    let midnight: TimestampWithTimeZone = unsafe {
+        let next = Date::from_pg_epoch_days(date.to_pg_epoch_days().saturating_add(1));
+        direct_function_call(pg_sys::date_timestamptz, &[next.into_datum()])
+    }
+    .unwrap_or_else(|| raise(RfmError::out_of_range("option \"as_of\" is out of range")));
+    TimestampWithTimeZone::try_from(midnight.into_inner() - 1)
+        .unwrap_or_else(|_| raise(RfmError::out_of_range("option \"as_of\" is out of range")))
 }
 
 unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
@@ -378,11 +425,26 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         if options_bytes != s.options_bytes.as_slice() {
             raise(options_differ());
         }
-        let (Some(key), Some(ts), Some(amount)) = (arg(fcinfo, 1), arg(fcinfo, 2), arg(fcinfo, 3))
-        else {
+        let (key, Some(ts), Some(amount)) = (arg(fcinfo, 1), arg(fcinfo, 2), arg(fcinfo, 3)) else {
             return state;
         };
         let ts = ts.value() as i64;
+        let Some(key) = key else {
+            // a row without a customer key: counted with its amount (SPEC §2)
+            let result = if s.state_exact() {
+                let decoded = numeric::decode(varlena_bytes(amount))
+                    .ok_or_else(numeric::too_large)
+                    .or_raise();
+                s.state
+                    .add_unkeyed_exact(ts, numeric::check(decoded).or_raise())
+            } else {
+                let v = f64::from_bits(amount.value() as u64);
+                rfm_core::error::check_finite("amount", v)
+                    .and_then(|v| s.state.add_unkeyed_float(ts, v))
+            };
+            result.or_raise();
+            return state;
+        };
         let text_key;
         let key = if s.state_text_keys() {
             text_key = text::to_utf8(varlena_bytes(key));
@@ -537,6 +599,7 @@ fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
         let s = state.get_mut::<AnalyzeState>()?;
         s.state.flush().or_raise();
         let days = days_for(&s.state.config, s.state.oldest_purchase());
+        notices(&s.state, &days);
         let customers = s.state.len();
         let (bytes_now, bytes_peak) = (s.state.memory_bytes(), s.state.peak_bytes());
         debug1!(
@@ -550,6 +613,52 @@ fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
             raise(too_large(customers));
         }
         Some(bytes)
+    }
+}
+
+/// NOTICEs for settings that cannot work as meant (SPEC §2; fixed thresholds the window
+/// cannot reach).
+fn notices(state: &State, days: &Days) {
+    let c = &state.config;
+    let report = |message: String, hint: &str| {
+        let mut r = pgrx::pg_sys::panic::ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+            message,
+            "rfm_segmentation",
+        );
+        if !hint.is_empty() {
+            r = r.set_hint(hint);
+        }
+        r.report(PgLogLevel::NOTICE);
+    };
+    const MONTH: i64 = 30 * 86_400_000_000;
+    if let Some(newest) = state
+        .newest_row()
+        .filter(|&n| c.as_of_default && n < c.as_of - MONTH)
+    {
+        let ts = |t: i64| {
+            TimestampWithTimeZone::try_from(t)
+                .map(|t| t.to_iso_string())
+                .unwrap_or_default()
+        };
+        let date = TimestampWithTimeZone::try_from(newest)
+            .map(|t| Date::from(t).to_string())
+            .unwrap_or_default();
+        report(
+            format!(
+                "rfm.analyze: the newest row is from {}, more than 30 days before as_of, which was not given (now)",
+                ts(newest)
+            ),
+            &format!("To analyse the data as of its end, pass {{\"as_of\": \"{date}\"}}."),
+        );
+    }
+    // the most days a purchase in the window can be before as_of
+    let max_recency = days.as_of_day - days.day_of(c.window_start + 1);
+    for m in c.unreachable_fixed(max_recency) {
+        report(
+            format!("rfm.analyze: {m}"),
+            "Choose thresholds the window can produce, or a longer \"period\".",
+        );
     }
 }
 
@@ -585,8 +694,14 @@ fn numeric_datum(data: &[u8]) -> AnyNumeric {
     }
 }
 
-fn pct(part: f64, whole: f64) -> Option<f64> {
-    (whole != 0.0).then(|| (part * 10000.0 / whole).round() / 100.0)
+/// A percentage 0-100 with two decimals, as `numeric` (the one convention of every
+/// function and view).
+fn pct(part: f64, whole: f64) -> Option<AnyNumeric> {
+    (whole != 0.0).then(|| {
+        let v = (part * 10000.0 / whole).round() / 100.0;
+        AnyNumeric::try_from(format!("{v:.2}").as_str())
+            .unwrap_or_else(|_| raise(RfmError::out_of_range("percentage out of range")))
+    })
 }
 
 fn round2(v: f64) -> f64 {
@@ -700,9 +815,9 @@ fn summary(
     (
         name!(segment, ServerText),
         name!(customers, i64),
-        name!(pct_customers, Option<f64>),
+        name!(pct_customers, Option<AnyNumeric>),
         name!(revenue, AnyNumeric),
-        name!(pct_revenue, Option<f64>),
+        name!(pct_revenue, Option<AnyNumeric>),
         name!(avg_revenue, Option<AnyNumeric>),
         name!(avg_frequency, Option<f64>),
         name!(avg_recency_days, Option<f64>),
@@ -810,6 +925,11 @@ fn overview(
         name!(excluded_customers, i64),
         name!(total_revenue, AnyNumeric),
         name!(transactions, i64),
+        name!(rows_without_key, i64),
+        name!(amount_without_key, AnyNumeric),
+        name!(rows_after_as_of, i64),
+        name!(excluded_amount, AnyNumeric),
+        name!(below_min_customers, i64),
     ),
 > {
     let a = read(analysis);
@@ -827,6 +947,11 @@ fn overview(
         o.excluded_customers,
         money(o.total_revenue),
         o.transactions,
+        o.rows_without_key,
+        money(o.amount_without_key),
+        o.rows_after_as_of,
+        money(o.excluded_amount),
+        o.below_min_customers,
     ))
 }
 

@@ -375,6 +375,17 @@ fn changes(
         name!(from_segment, Option<ServerText>),
         name!(to_segment, Option<ServerText>),
         name!(monetary, Option<AnyNumeric>),
+        name!(from_r, Option<i16>),
+        name!(from_f, Option<i16>),
+        name!(from_m, Option<i16>),
+        name!(from_recency_days, Option<i32>),
+        name!(from_frequency, Option<i64>),
+        name!(from_monetary, Option<AnyNumeric>),
+        name!(to_r, Option<i16>),
+        name!(to_f, Option<i16>),
+        name!(to_m, Option<i16>),
+        name!(to_recency_days, Option<i32>),
+        name!(to_frequency, Option<i64>),
     ),
 > {
     let (old_default, new_default) = (old_default.map(|t| t.0), new_default.map(|t| t.0));
@@ -395,12 +406,27 @@ fn changes(
         default_segment: new_default.as_deref(),
     };
     let out = rfm_core::changes::changes(old, new, rd).or_raise();
-    TableIterator::new(out.into_iter().map(|c| {
+    let score = |s: Option<rfm_core::analysis::Snapshot>, i: usize| {
+        s.and_then(|s| s.scores).map(|x| x[i] as i16)
+    };
+    TableIterator::new(out.into_iter().map(move |c| {
+        let (b, a) = (c.before, c.after);
         (
             ServerText(c.key),
             c.from.map(ServerText),
             c.to.map(ServerText),
             c.monetary.map(money),
+            score(b, 0),
+            score(b, 1),
+            score(b, 2),
+            b.and_then(|s| s.recency_days),
+            b.map(|s| s.frequency),
+            b.map(|s| money(s.monetary)),
+            score(a, 0),
+            score(a, 1),
+            score(a, 2),
+            a.and_then(|s| s.recency_days),
+            a.map(|s| s.frequency),
         )
     }))
 }

@@ -72,7 +72,16 @@ CREATE TABLE runs (
     total_revenue      numeric,
     transactions       bigint,
     changed            bigint,
-    forced             boolean NOT NULL DEFAULT false
+    forced             boolean NOT NULL DEFAULT false,
+    -- every row accounted for (SPEC §2): rows without a key and after as_of, the window
+    -- amounts of the excluded customers, customers below an ABC minimum
+    rows_without_key    bigint,
+    amount_without_key  numeric,
+    rows_after_as_of    bigint,
+    excluded_amount     numeric,
+    below_min_customers bigint,
+    -- the score ranges of the run (rfm.thresholds), which explain moves between runs
+    thresholds          jsonb
 );
 CREATE INDEX ON runs (segmentation_id, id);
 COMMENT ON TABLE runs IS 'One row per refresh of a segmentation';
@@ -126,7 +135,20 @@ CREATE TABLE history (
     to_segment      text,
     monetary        numeric,
     reason          text NOT NULL CHECK (reason IN ('refresh', 'override')),
-    changed_at      timestamptz NOT NULL DEFAULT now()
+    changed_at      timestamptz NOT NULL DEFAULT now(),
+    -- what the previous and this run said of the customer (refreshes only; NULL where it
+    -- was not among a run's customers): the scores and metrics that explain the move
+    from_r              smallint,
+    from_f              smallint,
+    from_m              smallint,
+    from_recency_days   integer,
+    from_frequency      bigint,
+    from_monetary       numeric,
+    to_r                smallint,
+    to_f                smallint,
+    to_m                smallint,
+    to_recency_days     integer,
+    to_frequency        bigint
 );
 -- BRIN, not btree: the table only grows at its end, run after run, so block ranges follow
 -- (segmentation, run) closely; a btree would cost a first refresh of a million customers

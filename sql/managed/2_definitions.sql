@@ -18,7 +18,10 @@ COMMENT ON FUNCTION _assigned(analysis, text, text, text[], text[]) IS
     'Internal: the automatic assignment stored for a run, one row per customer';
 
 CREATE FUNCTION _changes(old analysis, old_kind text, old_default text, new analysis, new_kind text, new_default text)
-RETURNS TABLE (customer_key text, from_segment text, to_segment text, monetary numeric)
+RETURNS TABLE (customer_key text, from_segment text, to_segment text, monetary numeric,
+               from_r smallint, from_f smallint, from_m smallint, from_recency_days integer,
+               from_frequency bigint, from_monetary numeric, to_r smallint, to_f smallint,
+               to_m smallint, to_recency_days integer, to_frequency bigint)
     LANGUAGE c IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'changes_wrapper';
 COMMENT ON FUNCTION _changes(analysis, text, text, analysis, text, text) IS

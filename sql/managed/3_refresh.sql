@@ -52,9 +52,12 @@ BEGIN
     a := rfm._analysis(s);
     SELECT * INTO STRICT ov FROM rfm.overview(a);
     INSERT INTO rfm.runs (segmentation_id, as_of, period, started_at, started_by, excluded_customers,
-                          total_revenue, transactions, forced)
+                          total_revenue, transactions, forced, rows_without_key, amount_without_key,
+                          rows_after_as_of, excluded_amount, below_min_customers, thresholds)
     VALUES (s.id, ov.as_of, ov.period, started, caller, ov.excluded_customers, ov.total_revenue,
-            ov.transactions, force AND s.mode = 'static')
+            ov.transactions, force AND s.mode = 'static', ov.rows_without_key, ov.amount_without_key,
+            ov.rows_after_as_of, ov.excluded_amount, ov.below_min_customers,
+            (SELECT jsonb_agg(to_jsonb(t) ORDER BY t.metric, t.score) FROM rfm.thresholds(a) t))
     RETURNING id INTO run;
 
     dflt := CASE WHEN s.kind = 'abc' THEN s.options ->> 'default_tier' END;
@@ -63,8 +66,12 @@ BEGIN
     -- history: every customer whose effective segment changes; a customer with an override
     -- keeps it, so only customers without one can change here
     INSERT INTO rfm.history (segmentation_id, run_id, customer_key, from_segment, to_segment, monetary,
-                             reason, changed_at)
-    SELECT s.id, run, c.customer_key, c.from_segment, c.to_segment, c.monetary, 'refresh', now()
+                             reason, changed_at, from_r, from_f, from_m, from_recency_days,
+                             from_frequency, from_monetary, to_r, to_f, to_m, to_recency_days,
+                             to_frequency)
+    SELECT s.id, run, c.customer_key, c.from_segment, c.to_segment, c.monetary, 'refresh', now(),
+           c.from_r, c.from_f, c.from_m, c.from_recency_days, c.from_frequency, c.from_monetary,
+           c.to_r, c.to_f, c.to_m, c.to_recency_days, c.to_frequency
     FROM rfm._changes(prev.analysis, prev.kind, prev.default_segment, a, s.kind, dflt) c
     WHERE NOT EXISTS (SELECT 1 FROM rfm.overrides o
                       WHERE o.segmentation_id = s.id AND o.customer_key = c.customer_key);

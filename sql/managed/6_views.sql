@@ -106,7 +106,10 @@ COMMENT ON VIEW segment_summary IS
 
 CREATE VIEW kpi_overview AS
 SELECT v.name AS segmentation, r.as_of, r.period, r.customers AS active_customers,
-       r.total_revenue, r.excluded_customers, r.transactions, r.finished_at AS last_refresh
+       round(r.total_revenue, 2) AS total_revenue, r.excluded_customers, r.transactions,
+       r.finished_at AS last_refresh, r.rows_without_key,
+       round(r.amount_without_key, 2) AS amount_without_key, r.rows_after_as_of,
+       round(r.excluded_amount, 2) AS excluded_amount, r.below_min_customers
 FROM rfm._visible_segmentations v
 LEFT JOIN LATERAL (SELECT * FROM rfm.runs x WHERE x.segmentation_id = v.id AND x.finished_at IS NOT NULL
                    ORDER BY x.id DESC LIMIT 1) r ON true
@@ -138,6 +141,40 @@ CROSS JOIN LATERAL rfm.grid(a.analysis) g
 WHERE v.access = 'all';
 COMMENT ON VIEW segment_grid IS
     'R x FM cells of the latest refresh (automatic scores; the rows of rfm.grid) with the score ranges of each axis';
+
+-- One row per customer move, with what explains it: the scores and metrics the previous
+-- and this run gave the customer (refreshes), for readers under the same rules as
+-- segment_movement's (rows access: only the customers the reader may see).
+CREATE VIEW customer_movement AS
+SELECT v.name AS segmentation, h.run_id, r.as_of, p.as_of AS previous_as_of, h.customer_key,
+       h.from_segment, h.to_segment, h.reason, h.changed_at,
+       h.from_r, h.to_r, h.from_f, h.to_f, h.from_m, h.to_m,
+       h.from_recency_days, h.to_recency_days, h.from_frequency, h.to_frequency,
+       round(h.from_monetary, 2) AS from_monetary, round(h.monetary, 2) AS to_monetary
+FROM rfm._visible_segmentations v
+CROSS JOIN LATERAL (
+    SELECT x.* FROM rfm.history x WHERE x.segmentation_id = v.id AND v.access = 'all'
+    UNION ALL
+    SELECT x.* FROM rfm.history x WHERE x.segmentation_id = v.id AND v.access = 'rows'
+      AND x.customer_key IN (SELECT k FROM rfm._visible_keys(v.source, v.customer_column) k)) h
+LEFT JOIN rfm.runs r ON r.id = h.run_id
+LEFT JOIN LATERAL (SELECT y.as_of FROM rfm.runs y
+                   WHERE y.segmentation_id = v.id AND y.id < h.run_id AND y.finished_at IS NOT NULL
+                   ORDER BY y.id DESC LIMIT 1) p ON true;
+COMMENT ON VIEW customer_movement IS
+    'One row per change of a customer''s segment (refresh or override), with the scores and metrics before and after that explain it';
+
+-- The score ranges of every refresh, so that a move caused by others' purchases (a
+-- threshold that moved) can be seen: all-customer figures, for readers with full access.
+CREATE VIEW threshold_history AS
+SELECT v.name AS segmentation, r.id AS run_id, r.as_of, t.metric, t.score, t.lower_bound,
+       t.upper_bound, t.customers
+FROM rfm._visible_segmentations v
+JOIN rfm.runs r ON r.segmentation_id = v.id AND r.finished_at IS NOT NULL
+CROSS JOIN LATERAL jsonb_to_recordset(r.thresholds)
+    AS t(metric text, score integer, lower_bound double precision, upper_bound double precision, customers bigint)
+WHERE v.access = 'all';
+COMMENT ON VIEW threshold_history IS 'The score ranges of every refresh of each segmentation (segment_thresholds shows the latest)';
 
 CREATE VIEW segment_movement AS
 SELECT v.name AS segmentation, h.run_id, r.as_of, r.finished_at,
@@ -305,6 +342,40 @@ COMMENT ON COLUMN kpi_overview.total_revenue IS 'Sum of the monetary values of t
 COMMENT ON COLUMN kpi_overview.excluded_customers IS 'Customers with a row at or before as_of but no purchase in the window';
 COMMENT ON COLUMN kpi_overview.transactions IS 'Rows in the window of the active customers, returns included';
 COMMENT ON COLUMN kpi_overview.last_refresh IS 'When the latest refresh finished';
+COMMENT ON COLUMN kpi_overview.rows_without_key IS 'Rows in the window whose customer key is NULL: counted, not segmented';
+COMMENT ON COLUMN kpi_overview.amount_without_key IS 'Sum of the amounts of those rows (two decimals)';
+COMMENT ON COLUMN kpi_overview.rows_after_as_of IS 'Rows after as_of: not part of the refresh';
+COMMENT ON COLUMN kpi_overview.excluded_amount IS 'Window amounts (returns) of the excluded customers (two decimals); total_revenue + excluded_amount + amount_without_key is the sum of all amounts in the window';
+COMMENT ON COLUMN kpi_overview.below_min_customers IS 'Active customers below the ABC minimum sales (no tier; ABC segmentations do not assign them)';
+COMMENT ON COLUMN customer_movement.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN customer_movement.run_id IS 'The refresh that moved the customer (NULL for a manual override)';
+COMMENT ON COLUMN customer_movement.as_of IS 'End of the window of that refresh';
+COMMENT ON COLUMN customer_movement.previous_as_of IS 'End of the window of the refresh before it (the "before" values)';
+COMMENT ON COLUMN customer_movement.customer_key IS 'Customer key as text';
+COMMENT ON COLUMN customer_movement.from_segment IS 'Segment before (NULL: the customer entered)';
+COMMENT ON COLUMN customer_movement.to_segment IS 'Segment after (NULL: the customer left)';
+COMMENT ON COLUMN customer_movement.reason IS 'refresh, or override (a manual segment set or cleared)';
+COMMENT ON COLUMN customer_movement.changed_at IS 'When the change was recorded';
+COMMENT ON COLUMN customer_movement.from_r IS 'Recency score in the previous refresh';
+COMMENT ON COLUMN customer_movement.to_r IS 'Recency score in this refresh';
+COMMENT ON COLUMN customer_movement.from_f IS 'Frequency score in the previous refresh';
+COMMENT ON COLUMN customer_movement.to_f IS 'Frequency score in this refresh';
+COMMENT ON COLUMN customer_movement.from_m IS 'Monetary score in the previous refresh';
+COMMENT ON COLUMN customer_movement.to_m IS 'Monetary score in this refresh';
+COMMENT ON COLUMN customer_movement.from_recency_days IS 'Days since the latest purchase, previous refresh';
+COMMENT ON COLUMN customer_movement.to_recency_days IS 'Days since the latest purchase, this refresh';
+COMMENT ON COLUMN customer_movement.from_frequency IS 'Purchases in the window, previous refresh';
+COMMENT ON COLUMN customer_movement.to_frequency IS 'Purchases in the window, this refresh';
+COMMENT ON COLUMN customer_movement.from_monetary IS 'Monetary value, previous refresh (two decimals)';
+COMMENT ON COLUMN customer_movement.to_monetary IS 'Monetary value, this refresh (two decimals)';
+COMMENT ON COLUMN threshold_history.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN threshold_history.run_id IS 'The refresh';
+COMMENT ON COLUMN threshold_history.as_of IS 'End of the window of the refresh';
+COMMENT ON COLUMN threshold_history.metric IS 'recency, frequency or monetary';
+COMMENT ON COLUMN threshold_history.score IS 'Score 1..buckets';
+COMMENT ON COLUMN threshold_history.lower_bound IS 'Lower bound of the values the score covers (NULL: unbounded)';
+COMMENT ON COLUMN threshold_history.upper_bound IS 'Upper bound of the values the score covers (NULL: unbounded)';
+COMMENT ON COLUMN threshold_history.customers IS 'Customers with this score in that refresh';
 COMMENT ON COLUMN segment_thresholds.segmentation IS 'Name of the segmentation';
 COMMENT ON COLUMN segment_thresholds.metric IS 'recency, frequency or monetary';
 COMMENT ON COLUMN segment_thresholds.score IS 'The score these bounds give';

@@ -10,7 +10,8 @@ REVOKE ALL ON _visible_segmentations FROM PUBLIC;
 -- The views: readers (rfm_admin is a member of rfm_reader). Each row is filtered by what
 -- the reading role may see (part 6).
 GRANT SELECT ON customer_segments, segment_summary, kpi_overview, segment_thresholds, segment_grid,
-    segment_movement, segment_trend, segmentation_catalog, segment_performance_latest TO rfm_reader;
+    segment_movement, segment_trend, segmentation_catalog, segment_performance_latest,
+    customer_movement, threshold_history TO rfm_reader;
 
 -- Functions are executable by PUBLIC when created; take that back from everything of the
 -- managed layer, then grant what each role needs.

@@ -57,8 +57,13 @@ pub fn check_shares(shares: &[Option<f64>]) -> Result<Vec<f64>> {
     let sum: f64 = out.iter().sum();
     if (sum - 1.0).abs() > SHARE_TOLERANCE {
         return Err(
-            RfmError::invalid(format!("shares must sum to 1, but they sum to {sum}"))
-                .with_hint("For example '{0.8,0.15,0.05}' for the 80/15/5 Pareto split."),
+            RfmError::invalid(format!("shares must sum to 1, but they sum to {sum}")).with_hint(
+                if (sum - 100.0).abs() < 1e-6 {
+                    "Shares are fractions of 1, not percentages: write '{0.8,0.15,0.05}' (or [0.8, 0.15, 0.05] in options) for 80/15/5."
+                } else {
+                    "For example '{0.8,0.15,0.05}' for the 80/15/5 Pareto split."
+                },
+            ),
         );
     }
     Ok(out)

@@ -5,7 +5,7 @@
 //! (integers as integers), and segment names are interned, so that comparing a million
 //! customers allocates only for the customers that changed.
 
-use crate::analysis::{Customers, Key, Money};
+use crate::analysis::{Customers, Key, Money, Snapshot};
 use crate::error::Result;
 use std::collections::HashMap;
 
@@ -26,6 +26,10 @@ pub struct Change {
     pub to: Option<String>,
     /// The customer's monetary value in the new run (None when it left or is excluded).
     pub monetary: Option<Money>,
+    /// What each run said of the customer (None where it was not among its customers):
+    /// scores and metrics before and after, which explain the move.
+    pub before: Option<Snapshot>,
+    pub after: Option<Snapshot>,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -100,7 +104,9 @@ pub fn changes(old: Option<(&[u8], Reading)>, new: &[u8], rd: Reading) -> Result
     }
     let mut out = Vec::new();
     let c = crate::analysis::Analysis::customers(new)?;
-    let mut take = |k: Key, to: u16, monetary: Option<Money>, names: &Names| {
+    // the keys of the changes, to read what the old run said of them afterwards
+    let mut changed: HashMap<OwnedKey, usize> = HashMap::new();
+    let mut take = |k: Key, to: u16, after: Option<Snapshot>, names: &Names| {
         let owned = OwnedKey::of(k);
         let from = before.remove(&owned).unwrap_or(0);
         if from != to {
@@ -108,29 +114,44 @@ pub fn changes(old: Option<(&[u8], Reading)>, new: &[u8], rd: Reading) -> Result
                 key: owned.text(),
                 from: names.name(from),
                 to: names.name(to),
-                monetary,
+                monetary: after.map(|a| a.monetary),
+                before: None,
+                after,
             });
+            if old.is_some() {
+                changed.insert(owned, out.len() - 1);
+            }
         }
     };
-    c.for_each_raw(|k, s, t, m| {
+    c.for_each_snapshot(|k, s, t, snap| {
         let to = names.id(segment(rd, s, t));
-        take(k, to, Some(m), &names);
+        take(k, to, Some(snap), &names);
     });
     if let Some(d) = rd.default_segment {
         let id = names.id(Some(d));
         c.for_each_excluded_raw(|k| take(k, id, None, &names));
     }
-    let mut left: Vec<(String, u16)> = before
-        .into_iter()
-        .filter(|(_, id)| *id > 0)
-        .map(|(k, id)| (k.text(), id))
-        .collect();
-    left.sort();
-    out.extend(left.into_iter().map(|(key, id)| Change {
-        key,
-        from: names.name(id),
-        to: None,
-        monetary: None,
-    }));
+    let mut left: Vec<(OwnedKey, u16)> = before.into_iter().filter(|(_, id)| *id > 0).collect();
+    left.sort_by_cached_key(|(k, _)| k.text());
+    for (k, id) in left {
+        out.push(Change {
+            key: k.text(),
+            from: names.name(id),
+            to: None,
+            monetary: None,
+            before: None,
+            after: None,
+        });
+        changed.insert(k, out.len() - 1);
+    }
+    // a second pass over the old run for the changed customers only: their scores and
+    // metrics before (memory for the changes, not for every customer)
+    if let (Some((bytes, _)), false) = (old, changed.is_empty()) {
+        crate::analysis::Analysis::customers(bytes)?.for_each_snapshot(|k, _, _, snap| {
+            if let Some(&i) = changed.get(&OwnedKey::of(k)) {
+                out[i].before = Some(snap);
+            }
+        });
+    }
     Ok(out)
 }

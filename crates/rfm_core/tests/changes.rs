@@ -14,6 +14,7 @@ const DAY: i64 = 86_400_000_000;
 fn config(as_of_day: i64, keep_excluded: bool) -> Config {
     Config {
         as_of: as_of_day * DAY,
+        as_of_default: false,
         window_start: as_of_day * DAY - 60 * DAY,
         period: "60 days".into(),
         buckets: 5,
@@ -121,6 +122,21 @@ proptest! {
         keys.sort();
         keys.dedup();
         prop_assert_eq!(keys.len(), got.len(), "a customer reported twice");
+        // the scores and metrics before and after are what each run's customers say
+        let snapshot = |bytes: &[u8], key: &str| {
+            Analysis::customers(bytes).unwrap().find(|c| c.key == key).map(|c| {
+                (c.active().then_some(c.recency_days), c.frequency, c.monetary,
+                 (c.r > 0).then_some([c.r as u8, c.f as u8, c.m as u8]))
+            })
+        };
+        let flat = |s: Option<rfm_core::analysis::Snapshot>| {
+            s.map(|s| (s.recency_days, s.frequency, s.monetary, s.scores))
+        };
+        for ch in &got {
+            prop_assert_eq!(flat(ch.after), snapshot(&new, &ch.key));
+            let want = prev.and_then(|(b, _)| snapshot(b, &ch.key));
+            prop_assert_eq!(flat(ch.before), want);
+        }
         let got: BTreeMap<String, (Option<String>, Option<String>)> =
             got.into_iter().map(|c| (c.key, (c.from, c.to))).collect();
         prop_assert_eq!(got, naive(prev, &new, rd_new));

@@ -55,6 +55,7 @@ const DAY: i64 = 86_400_000_000;
 fn config(keep_excluded: bool) -> Config {
     Config {
         as_of: 100 * DAY,
+        as_of_default: false,
         window_start: 100 * DAY - 365 * DAY,
         period: "12 months".into(),
         buckets: 5,

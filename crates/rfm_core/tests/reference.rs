@@ -13,6 +13,7 @@ const DAY: i64 = 86_400_000_000;
 fn config(method: Method) -> Config {
     Config {
         as_of: 100 * DAY,
+        as_of_default: false,
         window_start: 100 * DAY - 365 * DAY,
         period: "12 months".into(),
         buckets: 5,
@@ -207,17 +208,22 @@ proptest::proptest! {
                 (k * 7 - 100, t * DAY / 3 + micros, (u / 250) * 250 + u % 3)
             })
             .collect();
+        // key -100 stands for a NULL key: counted with its amount, not analysed
+        const NO_KEY: i64 = -100;
         let add = |s: &mut State, &(k, t, u): &(i64, i64, i128)| {
-            if float {
-                s.add_float(Key::Int(k), t, u as f64 / 100.0).unwrap();
-            } else {
-                s.add_exact(Key::Int(k), t, dec(u, 2)).unwrap();
+            match (k == NO_KEY, float) {
+                (true, true) => s.add_unkeyed_float(t, u as f64 / 100.0).unwrap(),
+                (true, false) => s.add_unkeyed_exact(t, dec(u, 2)).unwrap(),
+                (false, true) => s.add_float(Key::Int(k), t, u as f64 / 100.0).unwrap(),
+                (false, false) => s.add_exact(Key::Int(k), t, dec(u, 2)).unwrap(),
             }
         };
+        let all_rows = rows;
+        let rows: Vec<(i64, i64, i128)> = all_rows.iter().copied().filter(|r| r.0 != NO_KEY).collect();
         // one state, and two merged halves through serialization (a parallel plan)
         let mut whole = State::new(c.clone(), false, !float);
         let (mut left, mut right) = (State::new(c.clone(), false, !float), State::new(c.clone(), false, !float));
-        for (i, row) in rows.iter().enumerate() {
+        for (i, row) in all_rows.iter().enumerate() {
             add(&mut whole, row);
             add(if i < split { &mut left } else { &mut right }, row);
         }
@@ -261,6 +267,27 @@ proptest::proptest! {
         let want = if keep_excluded { excluded } else { Vec::new() };
         proptest::prop_assert_eq!(&Analysis::excluded_keys(&bytes).unwrap(), &want);
         proptest::prop_assert_eq!(&Analysis::excluded_keys(&merged).unwrap(), &want);
+        // every row accounted for: rows without a key and after as_of are counted, and the
+        // amounts of active, excluded and keyless rows add up to the window's total
+        let in_window = |t: i64| t > c.window_start && t <= c.as_of;
+        let unkeyed: Vec<i128> = all_rows.iter().filter(|r| r.0 == NO_KEY && in_window(r.1)).map(|r| r.2).collect();
+        let window_total: i128 = all_rows.iter().filter(|r| in_window(r.1)).map(|r| r.2).sum();
+        let after = all_rows.iter().filter(|r| r.1 > c.as_of).count() as i64;
+        for o in [&a.overview, &b.overview] {
+            proptest::prop_assert_eq!(o.rows_without_key, unkeyed.len() as i64);
+            proptest::prop_assert_eq!(o.rows_after_as_of, after);
+            let cents = |m: Money| (m.to_f64() * 100.0).round() as i128;
+            proptest::prop_assert_eq!(cents(o.amount_without_key), unkeyed.iter().sum::<i128>());
+            proptest::prop_assert_eq!(
+                cents(o.total_revenue) + cents(o.excluded_amount) + cents(o.amount_without_key),
+                window_total
+            );
+            if !float {
+                proptest::prop_assert_eq!(o.amount_without_key, Money::Exact(unkeyed.iter().sum(), 2));
+            }
+            let below = expected.iter().filter(|x| x.abc_tier.is_none()).count() as i64;
+            proptest::prop_assert_eq!(o.below_min_customers, below);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! computed from a finished state and written as an `rfm.analysis` value.
 
 use super::options::{Config, Method, METRICS};
-use super::state::{instant, Entry, Extra, MoneyKind, Slot, State, Tables};
+use super::state::{add_money, instant, Entry, Extra, MoneyKind, Slot, State, Tables};
 use super::value::{GridRow, Header, Money, Overview, SummaryRow, ThresholdRow};
 use super::value::{ANALYSIS_VERSION, NO_TIER};
 use crate::abc;
@@ -168,6 +168,8 @@ struct Collected {
     /// The full metrics of the customers in `act` (empty for a plain state).
     xs: Vec<Extra>,
     excluded: i64,
+    /// The window amounts (returns) of the excluded customers.
+    excluded_money: i64,
     /// Window rows of customers without a purchase in the window (returns only).
     return_only_rows: u64,
     excluded_keys: Vec<u64>,
@@ -177,8 +179,9 @@ fn collect<T: Slot>(
     table: &HashTable<T>,
     all: bool,
     keep_excluded: bool,
+    exact: bool,
     recency: impl Fn(&Entry) -> u32,
-) -> Collected {
+) -> Result<Collected> {
     let known = |t: &T| t.base().freq > 0 || t.extra().is_some_and(|x| x.orders_before > 0);
     let out = |t: &T| t.base().freq > 0 || (all && known(t));
     let n = table.iter().filter(|t| out(t)).count();
@@ -186,6 +189,7 @@ fn collect<T: Slot>(
         act: Vec::with_capacity(n),
         xs: Vec::new(),
         excluded: (table.len() - n) as i64,
+        excluded_money: if exact { 0 } else { 0f64.to_bits() as i64 },
         return_only_rows: 0,
         excluded_keys: Vec::new(),
     };
@@ -195,6 +199,7 @@ fn collect<T: Slot>(
             c.return_only_rows += e.last as u64;
         }
         if !out(t) {
+            c.excluded_money = add_money(exact, c.excluded_money, e.money)?;
             if keep_excluded {
                 c.excluded_keys.push(e.key);
             }
@@ -210,7 +215,7 @@ fn collect<T: Slot>(
             c.xs.push(*x);
         }
     }
-    c
+    Ok(c)
 }
 
 /// Computes the analysis from a finished state and returns the `rfm.analysis` value. The
@@ -221,6 +226,8 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     state.flush()?;
     let table = std::mem::replace(&mut state.table, Tables::Narrow(HashTable::new()));
     let (window_rows, base) = (state.window_rows, state.base);
+    let (unkeyed_rows, unkeyed_money, rows_after) =
+        (state.unkeyed_rows, state.unkeyed_money, state.rows_after);
     let State {
         config,
         text_keys: text,
@@ -239,15 +246,17 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
     let money_f = |m: i64| to_money(m).to_f64();
     let all = config.population() == Population::All;
     let recency = |e: &Entry| (days.as_of_day - days.day_of(instant(base, e.last))).max(0) as u32;
+    let exact = exact_scale.is_some();
     let Collected {
         mut act,
         mut xs,
         excluded,
+        excluded_money,
         return_only_rows,
         mut excluded_keys,
     } = match &table {
-        Tables::Narrow(t) => collect(t, all, config.keep_excluded, recency),
-        Tables::Wide(t) => collect(t, all, config.keep_excluded, recency),
+        Tables::Narrow(t) => collect(t, all, config.keep_excluded, exact, recency)?,
+        Tables::Wide(t) => collect(t, all, config.keep_excluded, exact, recency)?,
     };
     drop(table);
     let wide = config.wide();
@@ -361,6 +370,7 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         .filter(|&v| v > 0.0)
         .sum();
     let mut tiers = abc::TierWalk::new(&config.abc_shares, positive);
+    let below_min = act[..n_active].iter().filter(|a| !ranked(a.money)).count() as i64;
 
     // summary and grid
     let scheme = config.scheme.as_ref();
@@ -446,6 +456,11 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
             excluded_customers: excluded,
             total_revenue: total,
             transactions,
+            rows_without_key: unkeyed_rows as i64,
+            amount_without_key: to_money(unkeyed_money),
+            rows_after_as_of: rows_after as i64,
+            excluded_amount: to_money(excluded_money),
+            below_min_customers: below_min,
         },
         method: config.method,
         buckets: config.buckets as i32,

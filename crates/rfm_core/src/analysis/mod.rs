@@ -16,7 +16,8 @@ pub use finalize::{finalize, Days};
 pub use options::{Config, Method, METRICS};
 pub use state::{MoneyKind, State};
 pub use value::{
-    Analysis, CustomerRow, Customers, GridRow, Money, Overview, SummaryRow, ThresholdRow,
+    Analysis, CustomerRow, Customers, GridRow, Metrics, Money, Overview, Snapshot, SummaryRow,
+    ThresholdRow,
 };
 
 use crate::codec::{Reader, Writer};
@@ -58,6 +59,7 @@ mod testing {
     pub(super) fn config(method: Method) -> Config {
         Config {
             as_of: 100 * DAY,
+            as_of_default: false,
             window_start: 100 * DAY - 365 * DAY,
             period: "12 months".into(),
             buckets: 5,

@@ -48,6 +48,9 @@ pub(super) const MICROS: i64 = 1_000_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub as_of: i64,
+    /// Whether `as_of` was left to its default (the transaction's start): then old data
+    /// gets a NOTICE (SPEC §2).
+    pub as_of_default: bool,
     /// Rows count when `window_start < ordered_at <= as_of`.
     pub window_start: i64,
     /// The period as text, for the overview.
@@ -85,6 +88,45 @@ impl Config {
         self.scheme
             .as_ref()
             .map_or(Population::Active, |s| s.population())
+    }
+
+    /// Fixed thresholds that leave a score empty whatever the data (SPEC §2, issue: "fixed
+    /// thresholds that the window cannot reach"): recency is at most `max_recency` days in
+    /// the window and frequency is at least 1. One message per metric, naming the scores.
+    pub fn unreachable_fixed(&self, max_recency: i32) -> Vec<String> {
+        let Some(f) = &self.fixed else {
+            return Vec::new();
+        };
+        let n = self.buckets;
+        let mut out = Vec::new();
+        // recency: score s covers days > t[n - 1 - s] (strictly), so scores whose lower
+        // bound is at least max_recency are empty
+        let empty: Vec<String> = (1..=n)
+            .filter(|&s| {
+                let c = n - s; // thresholds below the score's range
+                c > 0 && f[0][c - 1] >= max_recency as f64
+            })
+            .map(|s| s.to_string())
+            .collect();
+        if !empty.is_empty() {
+            out.push(format!(
+                "fixed recency thresholds leave score {} empty: in a window of {} recency is at most {max_recency} days",
+                empty.join(", "),
+                self.period
+            ));
+        }
+        // frequency: score s (at least t[s - 2]) covers values below t[s - 1]
+        let empty: Vec<String> = (1..n)
+            .filter(|&s| f[1][s - 1] <= 1.0)
+            .map(|s| s.to_string())
+            .collect();
+        if !empty.is_empty() {
+            out.push(format!(
+                "fixed frequency thresholds leave score {} empty: an active customer has at least 1 purchase",
+                empty.join(", ")
+            ));
+        }
+        out
     }
 
     /// Checks the combination of settings (schemes need 5 buckets; fixed needs thresholds).
@@ -139,7 +181,10 @@ impl Config {
                     }
                     let opt: Vec<Option<f64>> = t.iter().copied().map(Some).collect();
                     score::check_thresholds(&opt)
-                        .map_err(|e| RfmError::new(e.kind, format!("thresholds.{metric}: {}", e.message)))?;
+                        .map_err(|e| RfmError {
+                            message: format!("thresholds.{metric}: {}", e.message),
+                            ..e
+                        })?;
                 }
                 Ok(())
             }
@@ -149,6 +194,7 @@ impl Config {
 
     pub(super) fn write(&self, w: &mut Writer) {
         w.i64(self.as_of);
+        w.u8(self.as_of_default as u8);
         w.i64(self.window_start);
         w.bytes(self.period.as_bytes());
         w.u32(self.buckets as u32);
@@ -191,6 +237,11 @@ impl Config {
 
     pub(super) fn read(r: &mut Reader) -> Option<Config> {
         let as_of = r.i64()?;
+        let as_of_default = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         let window_start = r.i64()?;
         let period = String::from_utf8(r.bytes()?.to_vec()).ok()?;
         let buckets = r.u32()? as usize;
@@ -229,6 +280,7 @@ impl Config {
         };
         Some(Config {
             as_of,
+            as_of_default,
             window_start,
             period,
             buckets,
@@ -258,5 +310,29 @@ mod tests {
         assert!(c.validate().is_ok());
         let c = config(Method::Fixed);
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn fixed_thresholds_the_window_cannot_reach_are_named() {
+        let mut c = config(Method::Fixed);
+        c.fixed = Some([
+            vec![30.0, 90.0, 180.0, 365.0],
+            vec![1.0, 3.0, 5.0, 10.0],
+            vec![100.0, 500.0, 1000.0, 2000.0],
+        ]);
+        // a 12-month window: recency is at most 365 days, so score 1 (over 365) is empty;
+        // frequency score 1 (below 1 purchase) too
+        assert_eq!(
+            c.unreachable_fixed(365),
+            [
+                "fixed recency thresholds leave score 1 empty: in a window of 12 months recency is at most 365 days",
+                "fixed frequency thresholds leave score 1 empty: an active customer has at least 1 purchase"
+            ]
+        );
+        assert_eq!(c.unreachable_fixed(366).len(), 1);
+        c.fixed.as_mut().unwrap()[0] = vec![30.0, 90.0, 400.0, 500.0];
+        assert!(c.unreachable_fixed(365)[0]
+            .starts_with("fixed recency thresholds leave score 1, 2 empty"));
+        assert!(config(Method::Quantile).unreachable_fixed(10).is_empty());
     }
 }

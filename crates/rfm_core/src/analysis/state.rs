@@ -153,6 +153,14 @@ pub struct State {
     pub(super) base: i64,
     /// Rows in the window, of every customer.
     pub(super) window_rows: u64,
+    /// Rows in the window whose customer key is NULL, and their amounts (units at the
+    /// state's scale, or f64 bits): accounted for, not analysed (SPEC §2).
+    pub(super) unkeyed_rows: u64,
+    pub(super) unkeyed_money: i64,
+    /// Rows after `as_of` (key or not): not part of the analysis, counted.
+    pub(super) rows_after: u64,
+    /// The newest `ordered_at` of any row (`i64::MIN` before the first).
+    pub(super) newest: i64,
     /// The most memory the state has held: while the table grows, the old and the new
     /// table exist together.
     peak_bytes: usize,
@@ -195,7 +203,7 @@ fn overflow() -> RfmError {
 
 /// Adds two amounts of the state's kind.
 #[inline]
-fn add_money(exact: bool, a: i64, b: i64) -> Result<i64> {
+pub(super) fn add_money(exact: bool, a: i64, b: i64) -> Result<i64> {
     if exact {
         a.checked_add(b).ok_or_else(overflow)
     } else {
@@ -370,6 +378,10 @@ impl State {
         State {
             base: config.window_start.div_euclid(MICROS) * MICROS,
             window_rows: 0,
+            unkeyed_rows: 0,
+            unkeyed_money: if exact { 0 } else { 0f64.to_bits() as i64 },
+            rows_after: 0,
+            newest: i64::MIN,
             config,
             text_keys,
             money: if exact {
@@ -434,6 +446,54 @@ impl State {
         }
     }
 
+    /// The newest `ordered_at` of any row seen, after `as_of` included.
+    pub fn newest_row(&self) -> Option<i64> {
+        (self.newest != i64::MIN).then_some(self.newest)
+    }
+
+    /// Notes a row's time; whether it is after `as_of` (then it is only counted).
+    fn seen(&mut self, ts: i64) -> bool {
+        self.newest = self.newest.max(ts);
+        if ts > self.config.as_of {
+            self.rows_after += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A row whose customer key is NULL, with an exact amount: counted with its amount when
+    /// it falls in the window (SPEC §2), else only noted.
+    pub fn add_unkeyed_exact(&mut self, ts: i64, amount: Decimal) -> Result<()> {
+        if self.seen(ts) || !self.in_window(ts) {
+            return Ok(());
+        }
+        let scale = match self.money {
+            MoneyKind::Exact { scale } => scale,
+            MoneyKind::Float => return Err(RfmError::invalid("mixed amount types")),
+        };
+        if amount.scale > scale {
+            self.flush()?;
+            self.raise_scale(amount.scale)?;
+        }
+        let scale = scale.max(amount.scale);
+        let units = numeric::rescale(amount.units, amount.scale, scale).ok_or_else(overflow)?;
+        let units = i64::try_from(units).map_err(|_| overflow())?;
+        self.unkeyed_money = add_money(true, self.unkeyed_money, units)?;
+        self.unkeyed_rows += 1;
+        Ok(())
+    }
+
+    /// A row whose customer key is NULL, with a double precision amount.
+    pub fn add_unkeyed_float(&mut self, ts: i64, amount: f64) -> Result<()> {
+        if self.seen(ts) || !self.in_window(ts) {
+            return Ok(());
+        }
+        self.unkeyed_money = add_money(false, self.unkeyed_money, amount.to_bits() as i64)?;
+        self.unkeyed_rows += 1;
+        Ok(())
+    }
+
     fn empty_money(&self) -> i64 {
         match self.money {
             MoneyKind::Exact { .. } => 0,
@@ -465,6 +525,7 @@ impl State {
                         }
                     }
                 }
+                up(&mut self.unkeyed_money)?;
                 self.money = MoneyKind::Exact { scale };
             }
         }
@@ -482,7 +543,7 @@ impl State {
 
     /// Adds one row with an exact amount.
     pub fn add_exact(&mut self, key: Key, ts: i64, amount: Decimal) -> Result<()> {
-        if ts > self.config.as_of {
+        if self.seen(ts) {
             return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
         }
         let inside = self.in_window(ts);
@@ -511,7 +572,7 @@ impl State {
 
     /// Adds one row with a double precision amount (already checked to be finite).
     pub fn add_float(&mut self, key: Key, ts: i64, amount: f64) -> Result<()> {
-        if ts > self.config.as_of {
+        if self.seen(ts) {
             return Ok(()); // after as_of: not part of the analysis at all (SPEC §2)
         }
         let kind = match (self.in_window(ts), amount >= 0.0) {
@@ -628,6 +689,10 @@ impl State {
         let empty = self.empty_money();
         let text = other.text_keys;
         self.window_rows += other.window_rows;
+        self.unkeyed_rows += other.unkeyed_rows;
+        self.unkeyed_money = add_money(exact, self.unkeyed_money, other.unkeyed_money)?;
+        self.rows_after += other.rows_after;
+        self.newest = self.newest.max(other.newest);
         let State {
             table,
             arena,
@@ -684,6 +749,10 @@ impl State {
         }
         w.bytes(&self.arena);
         w.u64(self.window_rows);
+        w.u64(self.unkeyed_rows);
+        w.i64(self.unkeyed_money);
+        w.u64(self.rows_after);
+        w.i64(self.newest);
         w.u64(self.len() as u64);
         let entry = |w: &mut Writer, e: &Entry| {
             w.u64(e.key);
@@ -716,7 +785,13 @@ impl State {
         let scale = r.u32()?;
         let arena = r.bytes()?.to_vec();
         let window_rows = r.u64()?;
+        let (unkeyed_rows, unkeyed_money) = (r.u64()?, r.i64()?);
+        let (rows_after, newest) = (r.u64()?, r.i64()?);
         let mut state = State::new(config, text_keys, exact);
+        state.unkeyed_rows = unkeyed_rows;
+        state.unkeyed_money = unkeyed_money;
+        state.rows_after = rows_after;
+        state.newest = newest;
         // 24 or 64 bytes an entry: a forged count fails here, before the table is allocated
         let n = r.count_u64(if state.wide() { 64 } else { 24 })?;
         if exact {

@@ -72,6 +72,18 @@ impl Money {
     }
 }
 
+/// What a run says of a customer besides its segment: what explains a move (SPEC §2,
+/// `rfm.customer_movement`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    /// None for a customer without a purchase in the window.
+    pub recency_days: Option<i32>,
+    pub frequency: i64,
+    pub monetary: Money,
+    /// r, f, m; None for a customer who is not active.
+    pub scores: Option<[u8; 3]>,
+}
+
 /// The full metrics of a customer (SPEC §9), when the analysis computed them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Metrics {
@@ -175,6 +187,15 @@ pub struct Overview {
     pub excluded_customers: i64,
     pub total_revenue: Money,
     pub transactions: i64,
+    /// Rows in the window whose key is NULL, and the sum of their amounts.
+    pub rows_without_key: i64,
+    pub amount_without_key: Money,
+    /// Rows after `as_of`: not part of the analysis.
+    pub rows_after_as_of: i64,
+    /// The window amounts (returns only) of the excluded customers.
+    pub excluded_amount: Money,
+    /// Active customers whose monetary is below `abc_min_sales` (no ABC tier).
+    pub below_min_customers: i64,
 }
 
 /// The finished analysis: what the accessors read.
@@ -210,6 +231,11 @@ impl Header {
         w.i64(o.excluded_customers);
         o.total_revenue.write(w);
         w.i64(o.transactions);
+        w.i64(o.rows_without_key);
+        o.amount_without_key.write(w);
+        w.i64(o.rows_after_as_of);
+        o.excluded_amount.write(w);
+        w.i64(o.below_min_customers);
         w.u8(self.method as u8);
         w.u32(self.buckets as u32);
         w.bytes(self.scheme.as_deref().unwrap_or("").as_bytes());
@@ -249,6 +275,11 @@ impl Header {
             excluded_customers: r.i64()?,
             total_revenue: Money::read(r)?,
             transactions: r.i64()?,
+            rows_without_key: r.i64()?,
+            amount_without_key: Money::read(r)?,
+            rows_after_as_of: r.i64()?,
+            excluded_amount: Money::read(r)?,
+            below_min_customers: r.i64()?,
         };
         let method = Method::from_u8(r.u8()?)?;
         let buckets = r.u32()? as i32;
@@ -512,14 +543,21 @@ impl Customers {
         })
     }
 
-    /// The keys of the excluded customers (see [`Analysis::excluded_keys`]).
     /// Calls `f(key, segment, tier, monetary)` for every customer, in the value's order,
     /// without allocating per customer (the iterator allocates the key and names).
     pub fn for_each_raw(&self, mut f: impl FnMut(Key<'_>, Option<&str>, Option<&str>, Money)) {
+        self.for_each_snapshot(|k, s, t, snap| f(k, s, t, snap.monetary));
+    }
+
+    /// Like [`Customers::for_each_raw`], with the customer's scores and metrics.
+    pub fn for_each_snapshot(
+        &self,
+        mut f: impl FnMut(Key<'_>, Option<&str>, Option<&str>, Snapshot),
+    ) {
         let mut r = Reader::raw(&self.buf[self.pos..]);
         for _ in 0..self.left {
             // the records were checked by parse
-            let Some((key, _, _, money, s)) =
+            let Some((key, recency, freq, money, s)) =
                 read_record(&mut r, self.text_keys, self.scale.is_some())
             else {
                 break;
@@ -533,7 +571,13 @@ impl Customers {
             };
             let segment = (s[3] > 0).then(|| self.segments[s[3] as usize - 1].as_str());
             let tier = (s[4] != NO_TIER).then(|| self.tiers[s[4] as usize].as_str());
-            f(key, segment, tier, money);
+            let snap = Snapshot {
+                recency_days: (freq > 0).then_some(recency as i32),
+                frequency: freq as i64,
+                monetary: money,
+                scores: (s[0] > 0).then_some([s[0], s[1], s[2]]),
+            };
+            f(key, segment, tier, snap);
         }
     }
 
