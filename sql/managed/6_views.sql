@@ -58,7 +58,7 @@ CREATE VIEW customer_segments AS
 SELECT v.name AS segmentation, x.customer_key,
        coalesce(o.segment, x.segment) AS segment, x.segment AS automatic_segment,
        o.segment AS manual_segment, x.r, x.f, x.m, x.fm, x.rfm_code, x.recency_days,
-       x.frequency, x.monetary, x.abc_tier,
+       x.frequency, round(x.monetary, 2) AS monetary, x.abc_tier,
        greatest(r.finished_at, o.set_at) AS updated_at
 FROM rfm._visible_segmentations v
 LEFT JOIN rfm.assignment a ON a.segmentation_id = v.id
@@ -75,13 +75,13 @@ CREATE VIEW segment_summary AS
 SELECT v.name AS segmentation, g.ordinal AS position, g.segment,
        coalesce(g.customers, 0) AS customers,
        round(100.0 * coalesce(g.customers, 0) / nullif(g.total_customers, 0), 2) AS pct_customers,
-       coalesce(g.revenue, 0) AS revenue,
+       round(coalesce(g.revenue, 0), 2) AS revenue,
        round(100.0 * coalesce(g.revenue, 0) / nullif(g.total_revenue, 0), 2) AS pct_revenue,
        round(g.revenue / nullif(g.customers, 0), 2) AS avg_revenue,
        round(g.avg_frequency, 2) AS avg_frequency,
        round(g.avg_recency_days, 2) AS avg_recency_days,
        coalesce(g.automatic_customers, 0) AS automatic_customers,
-       coalesce(g.automatic_revenue, 0) AS automatic_revenue,
+       round(coalesce(g.automatic_revenue, 0), 2) AS automatic_revenue,
        g.description, g.actions, g.visit_every_days, g.priority
 FROM rfm._visible_segmentations v
 CROSS JOIN LATERAL (
@@ -126,7 +126,7 @@ COMMENT ON VIEW segment_thresholds IS 'The score ranges of the latest refresh (s
 
 -- rfm.grid of the stored analysis, so that the view and the function always agree
 CREATE VIEW segment_grid AS
-SELECT v.name AS segmentation, g.r, g.fm, g.segment, g.customers, g.revenue,
+SELECT v.name AS segmentation, g.r, g.fm, g.segment, g.customers, round(g.revenue, 2) AS revenue,
        (b.t -> ('recency ' || g.r) ->> 0)::double precision AS recency_lower,
        (b.t -> ('recency ' || g.r) ->> 1)::double precision AS recency_upper,
        (b.t -> ('frequency ' || g.fm) ->> 0)::double precision AS frequency_lower,
@@ -178,7 +178,7 @@ COMMENT ON VIEW threshold_history IS 'The score ranges of every refresh of each 
 
 CREATE VIEW segment_movement AS
 SELECT v.name AS segmentation, h.run_id, r.as_of, r.finished_at,
-       h.from_segment, h.to_segment, count(*) AS customers, coalesce(sum(h.monetary), 0) AS revenue
+       h.from_segment, h.to_segment, count(*) AS customers, round(coalesce(sum(h.monetary), 0), 2) AS revenue
 FROM rfm._visible_segmentations v
 CROSS JOIN LATERAL (
     SELECT x.run_id, x.from_segment, x.to_segment, x.monetary FROM rfm.history x
@@ -194,7 +194,7 @@ COMMENT ON VIEW segment_movement IS
 
 CREATE VIEW segment_trend AS
 SELECT v.name AS segmentation, r.id AS run_id, r.as_of, r.finished_at, g.position, g.segment,
-       g.customers, g.revenue
+       g.customers, round(g.revenue, 2) AS revenue
 FROM rfm._visible_segmentations v
 JOIN rfm.runs r ON r.segmentation_id = v.id
 JOIN rfm.run_segments g ON g.run_id = r.id
