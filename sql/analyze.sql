@@ -128,3 +128,31 @@ CREATE FUNCTION excluded_keys(analysis analysis) RETURNS SETOF text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'excluded_keys_wrapper';
 COMMENT ON FUNCTION excluded_keys(analysis) IS
     'Keys of the excluded customers (a row at or before as_of, no purchase in the window), kept when rfm.analyze ran with "keep_excluded": true; else none';
+
+-- uuid customer keys: rfm.analyze takes bigint or text keys. Rather than PostgreSQL's "function
+-- does not exist", these overloads (an exact type match, so no other call can pick them) say
+-- what to write instead.
+CREATE FUNCTION _uuid_key(state integer, customer_key uuid, ordered_at timestamptz, amount anycompatible)
+RETURNS integer LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+        MESSAGE = 'rfm.analyze takes bigint or text customer keys, not uuid',
+        HINT = 'Cast the key: rfm.analyze(customer_id::text, ordered_at, amount, ...).';
+END
+$$;
+CREATE FUNCTION _uuid_key(state integer, customer_key uuid, ordered_at timestamptz, amount anycompatible, options jsonb)
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT rfm._uuid_key(state, customer_key, ordered_at, amount)
+$$;
+CREATE FUNCTION _uuid_key_final(state integer) RETURNS analysis
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT rfm._uuid_key(state, NULL::uuid, NULL::timestamptz, NULL::numeric)::text::rfm.analysis
+$$;
+CREATE AGGREGATE "analyze"(customer_key uuid, ordered_at timestamptz, amount numeric) (
+    SFUNC = _uuid_key, STYPE = integer, INITCOND = '0', FINALFUNC = _uuid_key_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key uuid, ordered_at timestamptz, amount numeric, options jsonb) (
+    SFUNC = _uuid_key, STYPE = integer, INITCOND = '0', FINALFUNC = _uuid_key_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key uuid, ordered_at timestamptz, amount double precision) (
+    SFUNC = _uuid_key, STYPE = integer, INITCOND = '0', FINALFUNC = _uuid_key_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key uuid, ordered_at timestamptz, amount double precision, options jsonb) (
+    SFUNC = _uuid_key, STYPE = integer, INITCOND = '0', FINALFUNC = _uuid_key_final, PARALLEL = SAFE);

@@ -71,6 +71,12 @@ RESET client_min_messages;
 SELECT rfm_test.error_of($$SELECT rfm.analyze(customer_id, ordered_at, amount, '{"preiod": "6 months"}') FROM ac_tx$$);
 SELECT rfm_test.error_of($$SELECT rfm.analyze(customer_id, ordered_at, amount, '{"abc_shares": [80, 15, 5]}') FROM ac_tx$$);
 SELECT rfm_test.error_of($$SELECT rfm.analyze(customer_id, ordered_at, amount, '{"as_of": "31/12/2025"}') FROM ac_tx$$);
+-- uuid keys: what to write instead, whatever the amount type and whether rows exist
+SELECT rfm_test.error_of($$SELECT rfm.analyze(gen_random_uuid(), ordered_at, amount) FROM ac_tx$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(gen_random_uuid(), ordered_at, amount::float8, '{}') FROM ac_tx WHERE false$$);
+-- integer, bigint and text keys still resolve to the real aggregate
+SELECT (SELECT active_customers FROM rfm.overview((SELECT rfm.analyze(customer_id::int, ordered_at, amount, '{"as_of": "2025-12-31"}') FROM ac_tx)))
+     = (SELECT active_customers FROM rfm.overview((SELECT rfm.analyze(customer_id::text, ordered_at, amount, '{"as_of": "2025-12-31"}') FROM ac_tx))) AS int_and_text_keys_work;
 
 -- 4. One convention: percentages are numeric 0-100 with two decimals, in functions too
 SELECT min(pg_typeof(pct_customers)::text) AS pct_type, sum(pct_customers) BETWEEN 99.9 AND 100.1 AS sums_to_100
