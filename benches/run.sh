@@ -8,6 +8,9 @@
 #   SKIP_SETUP=1 / SKIP_INSTALL=1        do not run scripts/setup.sh / cargo pgrx install
 #   BASELINES_ONLY=1                     time only the pure-SQL queries (no rfm.analyze needed)
 #   REPORT=path                          where the markdown report goes (default target/bench/report.md)
+#   INSTALL_LOCK=path                    hold flock(path) from the install until the scratch database
+#                                        has its private copy of the library (for machines where
+#                                        others install into the same PostgreSQL under that lock)
 #
 # Installs the extension (release build) into the Debian PostgreSQL 15 (the scratch database
 # then loads a private copy of that library, so a concurrent `cargo pgrx install` cannot swap
@@ -42,6 +45,12 @@ t_start=$(now_s)
 if [ -z "${SKIP_SETUP:-}" ] && [ -f scripts/setup.sh ]; then
   say "scripts/setup.sh"
   bash scripts/setup.sh
+fi
+install_lock_fd=
+if [ -n "${INSTALL_LOCK:-}" ]; then
+  exec {install_lock_fd}>>"$INSTALL_LOCK"
+  say "waiting for the install lock $INSTALL_LOCK"
+  flock "$install_lock_fd"
 fi
 if [ -z "${SKIP_INSTALL:-}" ]; then
   say "cargo pgrx install --release into $("$PG_CONFIG" --version)"
@@ -139,6 +148,12 @@ EOF
 )
 [ "$loaded" = "$lib.so" ] || { echo "error: backends load '$loaded', expected only $lib.so" >&2; exit 1; }
 build="$build, loaded from a private copy"
+if [ -n "$install_lock_fd" ]; then
+  # the scratch database now loads only its private copy: others may install again
+  flock -u "$install_lock_fd"
+  exec {install_lock_fd}>&-
+  say "released the install lock"
+fi
 
 have_ext=$("${db[@]}" -tA -c "SELECT count(DISTINCT p.proname) = 3 FROM pg_proc p
                                JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -189,6 +204,8 @@ if [ "$have_ext" = t ]; then
     "4|q4_rfm_summary.sql|0|"
     "4s|q4s_rfm_analyze_only.sql|2|"
     "4s|q4s_rfm_analyze_only.sql|0|"
+    "4l|q4l_lifecycle_analyze_only.sql|2|"
+    "4l|q4l_lifecycle_analyze_only.sql|0|"
     "5a|q5a_rfm_customers_table.sql|2|bench.out_rfm_customers"
   )
 fi
@@ -307,28 +324,43 @@ SELECT pg_backend_pid() AS pid \\gset
 \\! awk '/^VmHWM:/ { print "@@ $label after", \$2 }' /proc/\$BENCH_PID/status
 EOF
 }
-say "memory: peak RSS of a serial backend around queries 2, 3$([ "$have_ext" = t ] && echo ", 4, 4s")"
+say "memory: peak RSS of a serial backend around queries 2, 3$([ "$have_ext" = t ] && echo ", 4, 4s, 4l")"
 {
   measure_memory 2 q2_groupby.sql
   measure_memory 3 q3_ntile_summary.sql
   if [ "$have_ext" = t ]; then
     measure_memory 4 q4_rfm_summary.sql
     measure_memory 4s q4s_rfm_analyze_only.sql
+    measure_memory 4l q4l_lifecycle_analyze_only.sql
   fi
 } >"$work/memory.out"
 analysis_bytes=0
 state_bytes=0
 state_peak=0
+lc_analysis_bytes=0
+lc_customers=1
+lc_state_bytes=0
+lc_state_peak=0
+# the aggregate's own account of its state (DEBUG1 from its final function, serial plan):
+# prints "customers bytes-at-the-end bytes-at-the-peak" of query file $1
+state_report() {
+  local line
+  line=$("${db[@]}" -tA -c "SET max_parallel_workers_per_gather = 0" \
+    -c "SET client_min_messages = debug1" -f "$q/$1" 2>&1 >/dev/null \
+    | grep -o 'rfm.analyze: .*' || true)
+  [[ "$line" =~ rfm.analyze:\ ([0-9]+)\ customers,\ state\ ([0-9]+)\ bytes.*peak\ ([0-9]+)\ bytes ]] \
+    || { echo "error: no state report from rfm.analyze at DEBUG1 for $1 (got '$line')" >&2; return 1; }
+  echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
+}
 if [ "$have_ext" = t ]; then
   analysis_bytes=$("${db[@]}" -tA -c "SET max_parallel_workers_per_gather = 0" -f "$q/q4s_rfm_analyze_only.sql")
-  # the aggregate's own account of its state (DEBUG1 from its final function, serial plan)
-  state_line=$("${db[@]}" -tA -c "SET max_parallel_workers_per_gather = 0" \
-    -c "SET client_min_messages = debug1" -f "$q/q4s_rfm_analyze_only.sql" 2>&1 >/dev/null \
-    | grep -o 'rfm.analyze: .*' || true)
-  [[ "$state_line" =~ state\ ([0-9]+)\ bytes.*peak\ ([0-9]+)\ bytes ]] \
-    || { echo "error: no state report from rfm.analyze at DEBUG1 (got '$state_line')" >&2; exit 1; }
-  state_bytes=${BASH_REMATCH[1]}
-  state_peak=${BASH_REMATCH[2]}
+  report=$(state_report q4s_rfm_analyze_only.sql) || exit 1
+  read -r _ state_bytes state_peak <<<"$report"
+  # lifecycle: the state holds every customer seen up to as_of (population all), not only
+  # the active ones, so its bytes are divided by the customers it reports
+  lc_analysis_bytes=$("${db[@]}" -tA -c "SET max_parallel_workers_per_gather = 0" -f "$q/q4l_lifecycle_analyze_only.sql")
+  report=$(state_report q4l_lifecycle_analyze_only.sql) || exit 1
+  read -r lc_customers lc_state_bytes lc_state_peak <<<"$report"
 fi
 awk '/^@@ / { kb[$2 " " $3] = $4; seen[$2] = 1 }
      END { for (l in seen) print l "," kb[l " before"] "," kb[l " after"] }' "$work/memory.out" >"$work/memory.csv"
@@ -355,6 +387,15 @@ if [ "$have_ext" = t ]; then
   else
     cat "$work/guard.out" >&2
     echo "CORRECTNESS GUARD FAILED: rfm.summary / rfm.customers differ from the reference SQL" >&2
+    exit 1
+  fi
+  say "lifecycle check (benches/lifecycle_check.sql)"
+  if "${db[@]}" -P pager=off -f "$bench/lifecycle_check.sql" >"$work/lifecycle.out" 2>&1; then
+    guard="$guard; lifecycle stages: PASS"
+    cat "$work/lifecycle.out" >&2
+  else
+    cat "$work/lifecycle.out" >&2
+    echo "LIFECYCLE CHECK FAILED: rfm.customers with the lifecycle scheme differs from the plain SQL" >&2
     exit 1
   fi
 fi
@@ -397,6 +438,7 @@ INSERT INTO names VALUES
   ('3',  '(3) hand-written NTILE(5) RFM, per-segment summary'),
   ('4',  '(4) rfm.summary(rfm.analyze(...))'),
   ('4s', '(4s) rfm.analyze(...) alone, no accessor'),
+  ('4l', '(4l) rfm.analyze(...) with "scheme": "lifecycle" alone (every row up to as_of)'),
   ('5a', '(5a) CREATE TABLE AS rfm.customers(rfm.analyze(...))'),
   ('5b', '(5b) CREATE TABLE AS hand-written NTILE per customer'),
   ('A1', '(A1) rfm.analyze over bench.orders (bench.tx and no new day yet)'),
@@ -449,18 +491,25 @@ SELECT '| query | VmHWM before (kB) | after (kB) | growth (MiB) | bytes per acti
 SELECT '|---|---:|---:|---:|---:|';
 SELECT format('| %s | %s | %s | %s | %s |', n.name, before_kb, after_kb,
               to_char((after_kb - before_kb) / 1024.0, 'FM999990.0'),
-              to_char((after_kb - before_kb) * 1024.0 / $active, 'FM999990.0'))
+              to_char((after_kb - before_kb) * 1024.0 / CASE label WHEN '4l' THEN $lc_customers ELSE $active END, 'FM999990.0')
+              || CASE label WHEN '4l' THEN ' (per customer it holds)' ELSE '' END)
 FROM mem JOIN names n USING (label) ORDER BY label;
 \\if :have_ext
 SELECT '| analysis state alone (its hash table and keys, as rfm.analyze reports at DEBUG1; serial) | | | ' ||
        format('%s at the end, %s at its peak | %s at the end, %s at its peak |',
               to_char($state_bytes / 1048576.0, 'FM999990.0'), to_char($state_peak / 1048576.0, 'FM999990.0'),
               to_char($state_bytes::numeric / $active, 'FM999990.0'), to_char($state_peak::numeric / $active, 'FM999990.0'));
+SELECT format('| lifecycle analysis state alone ((4l), DEBUG1, serial; per customer it holds: %s, every customer up to as_of) | | | ', $lc_customers) ||
+       format('%s at the end, %s at its peak | %s at the end, %s at its peak |',
+              to_char($lc_state_bytes / 1048576.0, 'FM999990.0'), to_char($lc_state_peak / 1048576.0, 'FM999990.0'),
+              to_char($lc_state_bytes::numeric / $lc_customers, 'FM999990.0'), to_char($lc_state_peak::numeric / $lc_customers, 'FM999990.0'));
 \\endif
 SELECT '';
 \\if :have_ext
 SELECT format('The rfm.analysis value itself (the aggregate''s result, read by the accessors) is %s bytes, %s bytes per active customer.',
               $analysis_bytes, to_char($analysis_bytes::numeric / $active, 'FM999990.0'));
+SELECT format('With the lifecycle scheme it is %s bytes, %s bytes per customer (%s customers up to as_of).',
+              $lc_analysis_bytes, to_char($lc_analysis_bytes::numeric / $lc_customers, 'FM999990.0'), $lc_customers);
 SELECT '';
 \\endif
 
@@ -473,6 +522,10 @@ WITH targets(ord, sub, name, value, limit_, detail) AS (
   SELECT 1, 10 - a.workers, format('(4) ≤ 0.5 × (2), workers = %s', a.workers), a.ms / b.ms, 0.5,
          format('%s ms vs %s ms; limit %s ms', round(a.ms), round(b.ms), round(0.5 * b.ms))
     FROM med a JOIN med b ON b.label = '2' AND b.workers = a.workers WHERE a.label = '4'
+  UNION ALL
+  SELECT 1, 20, '(4s) ≤ 0.25 × (2), workers = 2 (the plain analysis against the hand-written GROUP BY)', a.ms / b.ms, 0.25,
+         format('%s ms vs %s ms; limit %s ms', round(a.ms), round(b.ms), round(0.25 * b.ms))
+    FROM med a JOIN med b ON b.label = '2' AND b.workers = a.workers WHERE a.label = '4s' AND a.workers = 2
   UNION ALL
   SELECT 2, 10 - a.workers, format('(4) ≤ 0.35 × (3), workers = %s', a.workers), a.ms / b.ms, 0.35,
          format('%s ms vs %s ms; limit %s ms', round(a.ms), round(b.ms), round(0.35 * b.ms))
@@ -494,9 +547,22 @@ WITH targets(ord, sub, name, value, limit_, detail) AS (
          (after_kb - before_kb) * 1024.0 / $active, 64,
          format('%s MiB for %s active customers', to_char((after_kb - before_kb) / 1024.0, 'FM999990.0'), $active)
     FROM mem WHERE label IN ('4', '4s')
+  UNION ALL
+  SELECT 6, 10 - a.workers, format('lifecycle time ≤ 1.3 × plain analysis: (4l) vs (4s), workers = %s', a.workers), a.ms / b.ms, 1.3,
+         format('%s ms vs %s ms; limit %s ms', round(a.ms), round(b.ms), round(1.3 * b.ms))
+    FROM med a JOIN med b ON b.label = '4s' AND b.workers = a.workers WHERE a.label = '4l'
+  UNION ALL
+  SELECT 7, 0, 'lifecycle state peak ≤ 128 B per customer (its peak, table growth included; customers it holds)',
+         $lc_state_peak::numeric / $lc_customers, 128,
+         format('%s MiB for %s customers', to_char($lc_state_peak / 1048576.0, 'FM999990.0'), $lc_customers)
+  UNION ALL
+  SELECT 7, 1, 'lifecycle whole query ≤ 128 B per customer (peak RSS growth of (4l), serial; stricter than the target)',
+         (after_kb - before_kb) * 1024.0 / $lc_customers, 128,
+         format('%s MiB for %s customers', to_char((after_kb - before_kb) / 1024.0, 'FM999990.0'), $lc_customers)
+    FROM mem WHERE label = '4l'
 )
 SELECT format('| %s | %s (%s) | %s |', name,
-              to_char(value, 'FM999990.00') || CASE WHEN ord = 4 THEN ' B' ELSE '×' END, detail,
+              to_char(value, 'FM999990.00') || CASE WHEN ord IN (4, 7) THEN ' B' ELSE '×' END, detail,
               CASE WHEN value <= limit_ THEN 'met'
                    ELSE format('**missed**: %s%% over the limit', to_char(100 * (value / limit_ - 1), 'FM999990')) END)
 FROM targets ORDER BY ord, sub;
@@ -529,7 +595,8 @@ fi
   echo "- (2) is wrapped as \`SELECT count(*), max(..), sum(..), sum(..) FROM (<GROUP BY>) s\`: the outer aggregate reads every column, because PostgreSQL drops subquery aggregates whose output is unused. (1), (3), (4) return one or a dozen rows; (5a)/(5b) write a table (dropped, untimed, before each run)."
   echo "- Analysis state: rfm.analyze reports at DEBUG1 the bytes of its hash table and key arena at the end of the scan and at their peak (while the table grows, the old and the new table exist together); serial plan, so one state holds every customer."
   echo "- Memory: one fresh connection per query, serial plan; the backend first scans bench.tx (so its shared-buffer pages are already counted) and runs the query on 10,000 rows (code and caches loaded), then VmHWM from /proc/<pid>/status is read before and after the measured query. The growth is the peak of all private memory of the query (palloc and Rust heap, including the final sort/scoring work and the accessor's output), an upper bound of the analysis state alone; divided by the active customers."
-  echo "- Correctness guard: benches/reference.sql computes the SPEC semantics in plain SQL (percentile_cont thresholds, score = count of thresholds exceeded, fm = ceil((f+m)/2), the standard grid as a table); benches/compare.sql compares per-segment customers and revenue with rfm.summary and every per-customer field with the (5a) table; any difference fails the run."
+  echo "- Lifecycle (4l): the same aggregate with \`\"scheme\": \"lifecycle\"\` (SPEC §10). Its population is \`all\`, so it reads every row up to as_of (the filter \`ordered_at <= as_of\` removes no row of bench.tx) and keeps the full customer metrics (64-byte entries) of every customer it sees; its time is compared with (4s) at the same max_parallel_workers_per_gather, its state (DEBUG1, serial) and peak RSS growth are divided by the customers the state holds (the N of the DEBUG1 line), not by the active ones."
+  echo "- Correctness guard: benches/reference.sql computes the SPEC semantics in plain SQL (percentile_cont thresholds, score = count of thresholds exceeded, fm = ceil((f+m)/2), the standard grid as a table); benches/compare.sql compares per-segment customers and revenue with rfm.summary and every per-customer field with the (5a) table; benches/lifecycle_check.sql computes the lifecycle metrics of every customer with GROUP BY and the stages with a CASE in SPEC §10's order and compares stage, frequency, lifetime orders and value, tenure and days since the last purchase with rfm.customers of (4l); any difference fails the run."
   echo
   echo "<details><summary>Plan shapes (EXPLAIN, costs off; keys and filters left out)</summary>"
   echo
@@ -547,6 +614,8 @@ if [ "$have_ext" = t ]; then
     echo
     echo '```'
     cat "$work/guard.out"
+    echo
+    cat "$work/lifecycle.out"
     echo '```'
     echo
     echo "</details>"

@@ -175,25 +175,36 @@ struct Collected {
     excluded_keys: Vec<u64>,
 }
 
+/// Whether a customer is output: active, or (population `all`) with a purchase at or
+/// before `as_of`.
+fn is_out<T: Slot>(t: &T, all: bool) -> bool {
+    t.base().freq > 0 || (all && t.extra().is_some_and(|x| x.orders_before > 0))
+}
+
+/// Copies the customers out of the state's table: `n` of its `len` entries are output
+/// (counted beforehand with [`is_out`]); `entries` gives them by value, so that a table can
+/// be freed while it is read.
 fn collect<T: Slot>(
-    table: &HashTable<T>,
+    len: usize,
+    n: usize,
+    entries: impl Iterator<Item = T>,
     all: bool,
     keep_excluded: bool,
     exact: bool,
     recency: impl Fn(&Entry) -> u32,
 ) -> Result<Collected> {
-    let known = |t: &T| t.base().freq > 0 || t.extra().is_some_and(|x| x.orders_before > 0);
-    let out = |t: &T| t.base().freq > 0 || (all && known(t));
-    let n = table.iter().filter(|t| out(t)).count();
+    let out = |t: &T| is_out(t, all);
+    let wide = T::fresh(0, 0).extra().is_some();
     let mut c = Collected {
         act: Vec::with_capacity(n),
-        xs: Vec::new(),
-        excluded: (table.len() - n) as i64,
+        xs: Vec::with_capacity(if wide { n } else { 0 }),
+        excluded: (len - n) as i64,
         excluded_money: if exact { 0 } else { 0f64.to_bits() as i64 },
         return_only_rows: 0,
         excluded_keys: Vec::new(),
     };
-    for t in table.iter() {
+    for t in entries {
+        let t = &t;
         let e = t.base();
         if e.freq == 0 {
             c.return_only_rows += e.last as u64;
@@ -254,11 +265,33 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         excluded_money,
         return_only_rows,
         mut excluded_keys,
-    } = match &table {
-        Tables::Narrow(t) => collect(t, all, config.keep_excluded, exact, recency)?,
-        Tables::Wide(t) => collect(t, all, config.keep_excluded, exact, recency)?,
+    } = match table {
+        Tables::Narrow(t) => {
+            let n = t.iter().filter(|t| is_out(*t, all)).count();
+            collect(
+                t.len(),
+                n,
+                t.into_iter(),
+                all,
+                config.keep_excluded,
+                exact,
+                recency,
+            )?
+        }
+        Tables::Wide(t) => {
+            let n = t.iter().filter(|t| is_out(*t, all)).count();
+            let len = t.len();
+            collect(
+                len,
+                n,
+                t.into_entries(),
+                all,
+                config.keep_excluded,
+                exact,
+                recency,
+            )?
+        }
     };
-    drop(table);
     let wide = config.wide();
     // the rows of customers without purchases are returns only: they are not transactions
     let transactions = (window_rows - return_only_rows) as i64;
