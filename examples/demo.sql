@@ -49,6 +49,13 @@ FROM rfm.customers((SELECT a FROM demo))
 GROUP BY abc_tier ORDER BY abc_tier;
 
 \echo
+\echo '== Lifecycle stages (built-in scheme "lifecycle": every customer with a purchase, first match wins)'
+SELECT segment AS stage, customers, pct_customers AS "% customers", revenue
+FROM rfm.summary((SELECT rfm.analyze(customer_id, ordered_at, amount,
+                                     '{"as_of": "2025-12-31", "scheme": "lifecycle"}')
+                  FROM sample.transactions));
+
+\echo
 \echo '== A managed segmentation: refreshed as of November, then again with December''s orders'
 SELECT rfm.create_segmentation('demo_shop', 'sample.transactions', 'customer_id', 'ordered_at', 'amount',
                                '{"as_of": "2025-11-30 23:59:59+00"}') AS segmentation_id;
