@@ -17,7 +17,7 @@ mod value;
 pub use model::{fit_bgnbd, fit_gamma_gamma, BgNbd, Fit, GammaGamma, Triple};
 pub use predict::{clv_factor, expected_avg_spend, expected_purchases, p_alive};
 pub use summary::{CustomerSummary, KeyValue, LocalDays, Summary};
-pub use value::{fit, ClvCustomerRow, ClvModel, FitInfo, SpendFit};
+pub use value::{fit, ClvCustomerRow, ClvModel, ClvRows, FitInfo, SpendFit};
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, RfmError};

@@ -438,8 +438,9 @@ pub fn fit_bgnbd(triples: &[Triple], penalizer: f64) -> Result<Fit<BgNbd>> {
     let neg = |q: [f64; 4]| bg_ll(q, &data).1.map(|v| -v);
     let mut se = std_errors(p, &neg);
     se[1] /= scale;
+    // on the scaled time line each customer's density carries a factor s^x: undo it
     let log_likelihood = bg_ll(p, &data).0
-        - data
+        + data
             .triples
             .iter()
             .map(|t| t.weight * t.x as f64)
@@ -631,6 +632,31 @@ mod tests {
                 g[i]
             );
         }
+    }
+
+    #[test]
+    fn the_fit_reports_the_log_likelihood_in_time_units() {
+        let ts: Vec<Triple> = (0..400u32)
+            .map(|i| {
+                let x = (i * 7919) % 11 % 5;
+                let t = 10.0 + (i * 104_729 % 300) as f64 / 7.0;
+                let t_x = if x == 0 {
+                    0.0
+                } else {
+                    t * ((i * 31 % 97) as f64 / 97.0)
+                };
+                Triple {
+                    x,
+                    t_x,
+                    t,
+                    weight: 1.0 + (i % 3) as f64,
+                }
+            })
+            .collect();
+        let fit = fit_bgnbd(&ts, 0.01).unwrap();
+        let p = fit.params;
+        let direct = bg_ll([p.r, p.alpha, p.a, p.b], &data(ts)).0;
+        assert!((fit.log_likelihood - direct).abs() < 1e-8 * direct.abs());
     }
 
     #[test]

@@ -49,13 +49,24 @@ pub struct ClvCustomerRow {
 }
 
 /// A model value, read.
-pub struct ClvModel<'a> {
+pub struct ClvModel {
     pub info: FitInfo,
     /// Distinct (x, t_x days, T days).
     pub triples: Vec<(u32, u32, u32)>,
     text_keys: bool,
     n: usize,
-    rest: Reader<'a>,
+    /// Where the customers start in the value.
+    customers_at: usize,
+}
+
+/// The customers of a model value, read one at a time from a copy of its bytes.
+pub struct ClvRows {
+    buf: Vec<u8>,
+    pos: usize,
+    left: usize,
+    text_keys: bool,
+    triples: Vec<(u32, u32, u32)>,
+    failed: bool,
 }
 
 fn write_fit<P>(w: &mut Writer, f: &Fit<P>, params: &[f64]) {
@@ -204,13 +215,13 @@ fn corrupt() -> RfmError {
         .with_hint("Pass a value made by rfm.clv_fit.")
 }
 
-impl<'a> ClvModel<'a> {
+impl ClvModel {
     /// Reads the header and the triples; the customers are read by [`ClvModel::rows`].
-    pub fn read(bytes: &'a [u8]) -> Result<ClvModel<'a>> {
+    pub fn read(bytes: &[u8]) -> Result<ClvModel> {
         Self::read_opt(bytes).ok_or_else(corrupt)
     }
 
-    fn read_opt(bytes: &'a [u8]) -> Option<ClvModel<'a>> {
+    fn read_opt(bytes: &[u8]) -> Option<ClvModel> {
         let mut r = Reader::new(bytes, VALUE_VERSION)?;
         let config = ClvConfig::read(&mut r)?;
         let (p, f) = read_fit::<4>(&mut r)?;
@@ -266,59 +277,69 @@ impl<'a> ClvModel<'a> {
             triples,
             text_keys,
             n,
-            rest: r,
+            customers_at: bytes.len() - r.rest().len(),
         })
     }
 
-    /// Every customer, in key order; an error at the first damaged one.
-    pub fn rows(self) -> impl Iterator<Item = Result<ClvCustomerRow>> + 'a {
-        let ClvModel {
-            triples,
-            text_keys,
-            n,
-            mut rest,
-            ..
-        } = self;
-        let mut left = n;
-        std::iter::from_fn(move || {
-            if left == 0 {
-                return if rest.end().is_some() {
-                    None
-                } else {
-                    left = usize::MAX; // report once
-                    Some(Err(corrupt()))
-                };
-            }
-            if left == usize::MAX {
+    /// Every customer, in key order, from a copy of `bytes` (the value this model was read
+    /// from); an error at the first damaged one.
+    pub fn rows(self, bytes: &[u8]) -> ClvRows {
+        ClvRows {
+            buf: bytes[self.customers_at.min(bytes.len())..].to_vec(),
+            pos: 0,
+            left: self.n,
+            text_keys: self.text_keys,
+            triples: self.triples,
+            failed: false,
+        }
+    }
+}
+
+impl ClvRows {
+    fn read_row(&mut self) -> Option<ClvCustomerRow> {
+        let mut r = Reader::raw(&self.buf[self.pos..]);
+        let key = if self.text_keys {
+            String::from_utf8_lossy(r.short_bytes()?).into_owned()
+        } else {
+            r.zigzag()?.to_string()
+        };
+        let i = usize::try_from(r.varint()?).ok()?;
+        let &(x, t_x_days, t_days) = self.triples.get(i)?;
+        let m = r.f64()?;
+        self.pos = self.buf.len() - r.rest().len();
+        Some(ClvCustomerRow {
+            key,
+            x,
+            t_x_days,
+            t_days,
+            avg_spend: (x > 0).then_some(m),
+            triple: i,
+        })
+    }
+}
+
+impl Iterator for ClvRows {
+    type Item = Result<ClvCustomerRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.left == 0 {
+            if self.pos == self.buf.len() {
                 return None;
             }
-            left -= 1;
-            let row = (|| {
-                let key = if text_keys {
-                    String::from_utf8_lossy(rest.short_bytes()?).into_owned()
-                } else {
-                    rest.zigzag()?.to_string()
-                };
-                let i = usize::try_from(rest.varint()?).ok()?;
-                let &(x, t_x_days, t_days) = triples.get(i)?;
-                let m = rest.f64()?;
-                Some(ClvCustomerRow {
-                    key,
-                    x,
-                    t_x_days,
-                    t_days,
-                    avg_spend: (x > 0).then_some(m),
-                    triple: i,
-                })
-            })();
-            match row {
-                Some(r) => Some(Ok(r)),
-                None => {
-                    left = usize::MAX;
-                    Some(Err(corrupt()))
-                }
+            self.failed = true;
+            return Some(Err(corrupt()));
+        }
+        self.left -= 1;
+        match self.read_row() {
+            Some(r) => Some(Ok(r)),
+            None => {
+                self.failed = true;
+                Some(Err(corrupt()))
             }
-        })
+        }
     }
 }
 
@@ -378,7 +399,7 @@ mod tests {
         let m = ClvModel::read(&bytes).unwrap();
         assert_eq!(m.info.customers, 2000);
         assert!(m.info.spend.is_some());
-        let rows: Vec<_> = m.rows().collect::<Result<_>>().unwrap();
+        let rows: Vec<_> = m.rows(&bytes).collect::<Result<_>>().unwrap();
         assert_eq!(rows.len(), 2000);
         assert_eq!(rows[5].key, "5");
         // every truncation is rejected, never a panic
@@ -387,7 +408,7 @@ mod tests {
             .chain(bytes.len() - 40..bytes.len())
         {
             if let Ok(m) = ClvModel::read(&bytes[..cut]) {
-                assert!(m.rows().any(|r| r.is_err()));
+                assert!(m.rows(&bytes[..cut]).any(|r| r.is_err()));
             }
         }
     }
