@@ -16,6 +16,9 @@ use rfm_core::codec::Reader;
 use rfm_core::{numeric, ErrorKind, RfmError};
 use serde_json::Value;
 
+/// Powers of ten for the scales amounts usually have.
+const POW10: [f64; 9] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
+
 const OPTION_KEYS: [&str; 4] = ["as_of", "time_unit", "penalizer", "spend_model"];
 
 /// The state plus what the glue needs around it: the raw options (compared on every row
@@ -27,6 +30,8 @@ pub struct ClvState {
     days: LocalDays,
     newest: i64,
     as_of_given: bool,
+    /// Whether the amount argument is `numeric` (else `double precision`).
+    numeric_amounts: bool,
 }
 
 /// The first instant of local day `d` (days since 2000-01-01) in the session time zone.
@@ -175,6 +180,7 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         if !state.initialized() {
             let flinfo = (*fcinfo).flinfo;
             let key_type = pg_sys::get_fn_expr_argtype(flinfo, 1);
+            let amount_type = pg_sys::get_fn_expr_argtype(flinfo, 3);
             let json = options.map_or(Value::Object(Default::default()), |d| jsonb_value(d));
             let (config, as_of_given) = parse_options(&json);
             let mut summary = Summary::new(config, key_type == pg_sys::TEXTOID);
@@ -185,6 +191,7 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 days: LocalDays::new(),
                 newest: i64::MIN,
                 as_of_given,
+                numeric_amounts: amount_type == pg_sys::NUMERICOID,
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
             state = Internal::from(Some(pg_sys::Datum::from(ptr)));
@@ -197,14 +204,20 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         else {
             return state;
         };
-        let amount_type = pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3);
         // NaN and ±Infinity are rejected wherever the row falls (SPEC §1)
-        let amount = if amount_type == pg_sys::NUMERICOID {
+        let amount = if s.numeric_amounts {
             let decoded = numeric::decode(varlena_bytes(amount))
                 .ok_or_else(numeric::too_large)
                 .or_raise();
             let d = numeric::check(decoded).or_raise();
-            d.units as f64 / 10f64.powi(d.scale as i32)
+            let units = match i64::try_from(d.units) {
+                Ok(u) => u as f64,
+                Err(_) => d.units as f64,
+            };
+            match POW10.get(d.scale as usize) {
+                Some(p) => units / p,
+                None => units / 10f64.powi(d.scale as i32),
+            }
         } else {
             rfm_core::error::check_finite("amount", f64::from_bits(amount.value() as u64))
                 .or_raise()
@@ -257,6 +270,7 @@ fn clv_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     days: LocalDays::new(),
                     newest: other.newest,
                     as_of_given: other.as_of_given,
+                    numeric_amounts: other.numeric_amounts,
                 };
                 let ptr =
                     PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
@@ -309,6 +323,8 @@ fn clv_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             days: LocalDays::new(),
             newest,
             as_of_given: given,
+            // only the transition function reads it, and it never sees this state
+            numeric_amounts: false,
         })
     }
 }
@@ -328,16 +344,21 @@ fn clv_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
                 "the newest purchase ({newest}) is more than 30 days before as_of (now); give \"as_of\" to fit as of the end of the data"
             );
         }
-        debug1!(
-            "rfm.clv_fit: {} customers, {} purchase rows",
-            s.summary.customers(),
-            s.summary.rows()
-        );
+        debug1!("rfm.clv_fit: {} purchase rows", s.summary.rows());
         let text_keys = s.summary.text_keys();
         let empty = Summary::new(config.clone(), text_keys);
         let taken = std::mem::replace(&mut s.summary, empty);
+        let started = std::time::Instant::now();
         let customers = taken.finish().or_raise();
-        Some(clv::fit(&config, &customers, text_keys).or_raise())
+        let summarized = started.elapsed();
+        let value = clv::fit(&config, &customers, text_keys).or_raise();
+        debug1!(
+            "rfm.clv_fit: {} customers; per-customer summary {:.3} s, fits and value {:.3} s",
+            customers.len(),
+            summarized.as_secs_f64(),
+            (started.elapsed() - summarized).as_secs_f64()
+        );
+        Some(value)
     }
 }
 
@@ -485,18 +506,21 @@ fn clv_customers(
     let unit = m.info.config.unit_days as f64;
     let bg = m.info.bgnbd.params;
     let gg = m.info.spend.as_ref().map(|s| s.fit.params);
-    // predictions depend only on (x, t_x, T): computed once per distinct triple
-    let mut cache: Vec<Option<(f64, f64, f64)>> = vec![None; m.triples.len()];
+    // P(alive) depends on (x, t_x, T): computed once per distinct triple; the expected
+    // purchases and the CLV factor of an alive customer on (x, T) only: once per pair
+    let mut alive: Vec<Option<f64>> = vec![None; m.triples.len()];
+    let mut curves: std::collections::HashMap<(u32, u32), (f64, f64)> = Default::default();
     let rows = m.rows(model).map(move |row| {
         let c = row.or_raise();
         let (t_x, t) = (c.t_x_days as f64 / unit, c.t_days as f64 / unit);
-        let (pa, e, factor) = *cache[c.triple].get_or_insert_with(|| {
+        let pa = *alive[c.triple].get_or_insert_with(|| clv::p_alive(&bg, c.x, t_x, t));
+        let (g, f) = *curves.entry((c.x, c.t_days)).or_insert_with(|| {
             (
-                clv::p_alive(&bg, c.x, t_x, t),
-                clv::expected_purchases(&bg, c.x, t_x, t, horizon),
-                clv::clv_factor(&bg, c.x, t_x, t, horizon, discount_rate),
+                clv::alive_purchases(&bg, c.x, t, horizon),
+                clv::alive_clv_factor(&bg, c.x, t, horizon, discount_rate),
             )
         });
+        let (e, factor) = (g * pa, f * pa);
         let bad_spend = c.avg_spend.is_some_and(|m| m <= 0.0);
         let spend = gg
             .filter(|_| !bad_spend)

@@ -44,7 +44,7 @@ SELECT customer_key, x, round(t_x::numeric, 4) AS t_x, round(t::numeric, 4) AS t
        round(expected_avg_spend::numeric, 4) AS expected_avg_spend, round(clv::numeric, 4) AS clv, flag
 FROM rfm.clv_customers((SELECT m FROM clv_m), 52)
 WHERE customer_key IN ('1', '2', '3', '9001', '9002', '9003', '9004', '9005') ORDER BY customer_key;
-SELECT model, parameter, round(value::numeric, 6) AS value, round(std_error::numeric, 6) AS std_error
+SELECT model, parameter, round(value::numeric, 4) AS value, round(std_error::numeric, 4) AS std_error
 FROM rfm.clv_parameters((SELECT m FROM clv_m));
 SELECT model, customers, excluded_customers, round(log_likelihood::numeric, 4) AS log_likelihood,
        converged, as_of, time_unit, penalizer
@@ -121,9 +121,14 @@ SELECT rfm.clv_fit(customer_id, ordered_at, amount) IS NULL AS no_rows_no_model 
 SELECT rfm_test.error_of($$SELECT rfm.clv_fit(customer_id, ordered_at, amount, '{"as_of": "2024-12-31"}') FROM clv_tx WHERE amount < 0$$);
 SELECT rfm_test.error_of($$SELECT rfm.clv_fit(g, timestamptz '2024-06-01', 10, '{"as_of": "2024-12-31"}') FROM generate_series(1, 50) g$$);
 -- a fit that does not converge is an error with a hint: every customer buys on a fixed
--- schedule up to the end, so nobody ever drops out and b runs off to infinity
+-- schedule up to the end, so nobody ever drops out and a drop-out parameter runs off
 SELECT rfm_test.error_of($$SELECT rfm.clv_fit(c, timestamptz '2024-01-01' + (c % 20 + k * (c % 7 + 3)) * interval '1 day', 10, '{"as_of": "2024-12-31"}')
                           FROM generate_series(1, 300) c, generate_series(0, 20) k$$);
+-- ... and the hint works: with a penalizer the same rows give a model
+SELECT model, parameter, round(value::numeric, 4) AS value FROM rfm.clv_parameters((
+    SELECT rfm.clv_fit(c, timestamptz '2024-01-01' + (c % 20 + k * (c % 7 + 3)) * interval '1 day', 10,
+                       '{"as_of": "2024-12-31", "penalizer": 0.001, "spend_model": null}')
+    FROM generate_series(1, 300) c, generate_series(0, 20) k));
 -- the readers: bad horizons and discount rates, forged values (22P03), NULLs
 SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), -1)$$);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), 'NaN')$$);

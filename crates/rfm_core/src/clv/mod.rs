@@ -15,7 +15,9 @@ mod summary;
 mod value;
 
 pub use model::{fit_bgnbd, fit_gamma_gamma, BgNbd, Fit, GammaGamma, Triple};
-pub use predict::{clv_factor, expected_avg_spend, expected_purchases, p_alive};
+pub use predict::{
+    alive_clv_factor, alive_purchases, clv_factor, expected_avg_spend, expected_purchases, p_alive,
+};
 pub use summary::{CustomerSummary, KeyValue, LocalDays, Summary};
 pub use value::{fit, ClvCustomerRow, ClvModel, ClvRows, FitInfo, SpendFit};
 

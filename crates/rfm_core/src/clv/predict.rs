@@ -51,9 +51,10 @@ fn tail_series(c_minus_a: f64, a: f64, c: f64, z: f64) -> f64 {
     sum
 }
 
-/// The expected number of purchases in the next `horizon` time units of a customer with
-/// x repeat purchases, t_x and T (conditional expectation, equation 10 of the BG/NBD paper).
-pub fn expected_purchases(p: &BgNbd, x: u32, t_x: f64, t: f64, horizon: f64) -> f64 {
+/// The expected number of purchases in the next `horizon` time units of a customer who is
+/// alive, with x repeat purchases and age T: the conditional expectation without its
+/// P(alive) factor. It does not depend on t_x, so customers who differ only in t_x share it.
+pub fn alive_purchases(p: &BgNbd, x: u32, t: f64, horizon: f64) -> f64 {
     if horizon <= 0.0 {
         return 0.0;
     }
@@ -71,8 +72,13 @@ pub fn expected_purchases(p: &BgNbd, x: u32, t_x: f64, t: f64, horizon: f64) -> 
         -(am1 * ln_1mz).exp_m1() / am1
     };
     let s = tail_series(c - big_a, p.a, c, z);
-    let numerator = c * (first - (am1 * ln_1mz).exp() * s);
-    numerator * p_alive(p, x, t_x, t)
+    c * (first - (am1 * ln_1mz).exp() * s)
+}
+
+/// The expected number of purchases in the next `horizon` time units of a customer with
+/// x repeat purchases, t_x and T (conditional expectation, equation 10 of the BG/NBD paper).
+pub fn expected_purchases(p: &BgNbd, x: u32, t_x: f64, t: f64, horizon: f64) -> f64 {
+    alive_purchases(p, x, t, horizon) * p_alive(p, x, t_x, t)
 }
 
 /// The expected average spend per purchase day (Gamma-Gamma conditional mean): the
@@ -87,23 +93,33 @@ pub fn expected_avg_spend(g: &GammaGamma, x: u32, avg_spend: f64) -> Option<f64>
     Some((g.p * g.gamma + px * m) / (px + g.q - 1.0))
 }
 
-/// Σ over time units k = 1..horizon of the expected purchases in unit k / (1 + d)^k; a
-/// horizon with a fraction ends with the part unit, discounted at (1 + d)^horizon. The CLV
-/// is this times the expected average spend.
-pub fn clv_factor(p: &BgNbd, x: u32, t_x: f64, t: f64, horizon: f64, discount: f64) -> f64 {
+/// Σ over time units k = 1..horizon of the expected purchases in unit k / (1 + d)^k of a
+/// customer who is alive (times P(alive), the customer's; see [`clv_factor`]); a horizon
+/// with a fraction ends with the part unit, discounted at (1 + d)^horizon. Like
+/// [`alive_purchases`] it does not depend on t_x.
+pub fn alive_clv_factor(p: &BgNbd, x: u32, t: f64, horizon: f64, discount: f64) -> f64 {
     let mut total = 0.0;
     let mut prev = 0.0;
     let whole = horizon.floor() as u64;
+    let step = 1.0 / (1.0 + discount);
+    let mut factor = 1.0;
     for k in 1..=whole {
-        let e = expected_purchases(p, x, t_x, t, k as f64);
-        total += (e - prev) / (1.0 + discount).powf(k as f64);
+        let e = alive_purchases(p, x, t, k as f64);
+        factor *= step;
+        total += (e - prev) * factor;
         prev = e;
     }
     if horizon > whole as f64 {
-        let e = expected_purchases(p, x, t_x, t, horizon);
+        let e = alive_purchases(p, x, t, horizon);
         total += (e - prev) / (1.0 + discount).powf(horizon);
     }
     total
+}
+
+/// The CLV of a customer is this times the expected average spend: the expected purchases
+/// per time unit over the horizon, discounted.
+pub fn clv_factor(p: &BgNbd, x: u32, t_x: f64, t: f64, horizon: f64, discount: f64) -> f64 {
+    alive_clv_factor(p, x, t, horizon, discount) * p_alive(p, x, t_x, t)
 }
 
 #[cfg(test)]

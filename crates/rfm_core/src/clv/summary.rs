@@ -1,7 +1,12 @@
-//! The aggregate state of `rfm.clv_fit`: every customer's purchases as (local day, amount)
-//! records, mergeable for parallel plans, and its serialized encoding. The final step sorts
-//! each customer's records and reads off the BG/NBD inputs (SPEC §12): purchase days, the
-//! first and the last, and the day totals of the repeat days.
+//! The aggregate state of `rfm.clv_fit`: every purchase row as (customer, local day, amount)
+//! in three columns, mergeable for parallel plans, and its serialized encoding. The final
+//! step sorts the rows by customer and reads off the BG/NBD inputs (SPEC §12): purchase days,
+//! the first and the last, and the day totals of the repeat days.
+//!
+//! A row costs an append, not a hash lookup: bigint keys are stored as they are and
+//! grouped once at the end by a radix sort (a lookup per row in a table of a million
+//! customers costs a cache miss or two, a radix pass a sequential read). Text keys go
+//! through a hash table to a customer index first.
 //!
 //! Amounts of one day are added in a fixed order (by value) when the state is finished, not
 //! as rows come, so that a serial and a parallel plan give the same totals to the last bit.
@@ -84,14 +89,6 @@ impl LocalDays {
     }
 }
 
-/// One purchase row: the customer's index, its local day, its amount.
-#[derive(Debug, Clone, Copy)]
-struct Rec {
-    idx: u32,
-    day: i32,
-    amount: f64,
-}
-
 /// One customer in the hash table: its key (bigint, or offset << 32 | length of a text key
 /// in the arena) and its index.
 #[derive(Debug, Clone, Copy)]
@@ -133,11 +130,17 @@ impl CustomerSummary {
 pub struct Summary {
     pub config: ClvConfig,
     text_keys: bool,
+    /// Text keys only: key to customer index.
     table: HashTable<Slot>,
-    /// Per customer index: the stored key (as in [`Slot::key`]).
+    /// Text keys only, per customer index: the stored key (as in [`Slot::key`]).
     keys: Vec<u64>,
     arena: Vec<u8>,
-    recs: Vec<Rec>,
+    /// Per purchase row: the bigint key (as u64), or the text key's customer index.
+    who: Vec<u64>,
+    /// Per purchase row: its local day.
+    days: Vec<i32>,
+    /// Per purchase row: its amount (>= 0, finite).
+    amounts: Vec<f64>,
     hasher: foldhash::fast::FixedState,
     /// The most customers the state may hold; a new one beyond it is an error (54000).
     pub max_customers: usize,
@@ -171,7 +174,9 @@ impl Summary {
             table: HashTable::new(),
             keys: Vec::new(),
             arena: Vec::new(),
-            recs: Vec::new(),
+            who: Vec::new(),
+            days: Vec::new(),
+            amounts: Vec::new(),
             hasher: foldhash::fast::FixedState::with_seed(0x00c1_f5ee_d0f2),
             max_customers: u32::MAX as usize,
         }
@@ -181,14 +186,9 @@ impl Summary {
         self.text_keys
     }
 
-    /// Customers seen so far.
-    pub fn customers(&self) -> usize {
-        self.keys.len()
-    }
-
     /// Purchase rows held.
     pub fn rows(&self) -> usize {
-        self.recs.len()
+        self.who.len()
     }
 
     /// The index of `key`, added when new.
@@ -244,11 +244,16 @@ impl Summary {
     /// rows after `as_of` and returns.
     #[inline]
     pub fn add(&mut self, key: Key, day: i32, amount: f64) -> Result<()> {
-        let idx = self.index(key)?;
-        if self.recs.len() >= MAX_ROWS {
+        if self.who.len() >= MAX_ROWS {
             return Err(too_many_rows());
         }
-        self.recs.push(Rec { idx, day, amount });
+        let who = match key {
+            Key::Int(k) if !self.text_keys => k as u64,
+            _ => self.index(key)? as u64,
+        };
+        self.who.push(who);
+        self.days.push(day);
+        self.amounts.push(amount);
         Ok(())
     }
 
@@ -259,27 +264,30 @@ impl Summary {
                 "options and argument types must be the same for every row",
             ));
         }
-        let map: Vec<u32> = other
-            .keys
-            .iter()
-            .map(|&k| self.index(key_of(&other.arena, other.text_keys, k)))
-            .collect::<Result<_>>()?;
-        if self.recs.len() + other.recs.len() > MAX_ROWS {
+        if self.who.len() + other.who.len() > MAX_ROWS {
             return Err(too_many_rows());
         }
-        self.recs.reserve(other.recs.len());
-        self.recs.extend(other.recs.iter().map(|r| Rec {
-            idx: map[r.idx as usize],
-            ..*r
-        }));
+        if self.text_keys {
+            let map: Vec<u64> = other
+                .keys
+                .iter()
+                .map(|&k| self.index(key_of(&other.arena, true, k)).map(u64::from))
+                .collect::<Result<_>>()?;
+            self.who.extend(other.who.iter().map(|&i| map[i as usize]));
+        } else {
+            self.who.extend_from_slice(&other.who);
+        }
+        self.days.extend_from_slice(&other.days);
+        self.amounts.extend_from_slice(&other.amounts);
         Ok(())
     }
 
-    /// Serialized state (version [`STATE_VERSION`]).
+    /// Serialized state (version [`STATE_VERSION`]): the columns one after the other.
     pub fn serialize(&self) -> Vec<u8> {
+        let n = self.who.len();
         let mut w = Writer::new(
             STATE_VERSION,
-            64 + self.arena.len() + 8 * self.keys.len() + 16 * self.recs.len(),
+            64 + self.arena.len() + 8 * self.keys.len() + 20 * n,
         );
         self.config.write(&mut w);
         w.u8(self.text_keys as u8);
@@ -288,11 +296,15 @@ impl Summary {
         for &k in &self.keys {
             w.u64(k);
         }
-        w.u64(self.recs.len() as u64);
-        for r in &self.recs {
-            w.u32(r.idx);
-            w.u32(r.day as u32);
-            w.f64(r.amount);
+        w.u64(n as u64);
+        for &v in &self.who {
+            w.u64(v);
+        }
+        for &d in &self.days {
+            w.u32(d as u32);
+        }
+        for &a in &self.amounts {
+            w.f64(a);
         }
         w.finish()
     }
@@ -309,7 +321,7 @@ impl Summary {
         };
         let arena = r.bytes()?.to_vec();
         let n = r.count_u64(8)?;
-        if n > u32::MAX as usize {
+        if n > u32::MAX as usize || (!text_keys && (n > 0 || !arena.is_empty())) {
             return None;
         }
         let mut s = Summary::new(config, text_keys);
@@ -318,16 +330,14 @@ impl Summary {
         s.table.reserve(n, |_| 0);
         for i in 0..n {
             let stored = r.u64()?;
-            if text_keys {
-                let (off, len) = ((stored >> 32) as usize, (stored & 0xFFFF_FFFF) as usize);
-                if off.checked_add(len)? > s.arena.len() {
-                    return None;
-                }
+            let (off, len) = ((stored >> 32) as usize, (stored & 0xFFFF_FFFF) as usize);
+            if off.checked_add(len)? > s.arena.len() {
+                return None;
             }
-            let key = key_of(&s.arena, text_keys, stored);
+            let key = key_of(&s.arena, true, stored);
             let hash = hash_key(&s.hasher, key);
             if s.table
-                .find(hash, |x| key_of(&s.arena, text_keys, x.key) == key)
+                .find(hash, |x| key_of(&s.arena, true, x.key) == key)
                 .is_some()
             {
                 return None; // a key twice
@@ -339,113 +349,254 @@ impl Summary {
                     key: stored,
                     idx: i as u32,
                 },
-                |x| hash_key(hasher, key_of(arena, text_keys, x.key)),
+                |x| hash_key(hasher, key_of(arena, true, x.key)),
             );
             s.keys.push(stored);
         }
-        let m = r.count_u64(16)?;
+        // 20 bytes a row
+        let m = r.count_u64(20)?;
         if m > MAX_ROWS {
             return None;
         }
-        s.recs.reserve(m);
-        for _ in 0..m {
-            let idx = r.u32()?;
-            let day = r.u32()? as i32;
-            let amount = r.f64()?;
-            if idx as usize >= n || !(amount.is_finite() && amount >= 0.0) {
-                return None;
-            }
-            s.recs.push(Rec { idx, day, amount });
+        let who = r.take_bytes(8 * m)?;
+        let days = r.take_bytes(4 * m)?;
+        let amounts = r.take_bytes(8 * m)?;
+        s.who = who
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        if text_keys && s.who.iter().any(|&i| i >= n as u64) {
+            return None;
+        }
+        s.days = days
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as i32)
+            .collect();
+        s.amounts = amounts
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        if s.amounts.iter().any(|a| !(a.is_finite() && *a >= 0.0)) {
+            return None;
         }
         r.end()?;
         Some(s)
     }
 
+    /// Per text customer index its rank in byte order of the keys, and the stored keys in
+    /// that order.
+    fn text_ranks(&self) -> (Vec<u64>, Vec<u64>) {
+        let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let ka = key_of(&self.arena, true, self.keys[a as usize]);
+            let kb = key_of(&self.arena, true, self.keys[b as usize]);
+            match (ka, kb) {
+                (Key::Text(x), Key::Text(y)) => x.cmp(y),
+                _ => std::cmp::Ordering::Equal,
+            }
+        });
+        let mut rank = vec![0u64; self.keys.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u64;
+        }
+        let by_rank = order.iter().map(|&i| self.keys[i as usize]).collect();
+        (rank, by_rank)
+    }
+
     /// The per-customer inputs, ordered by key (bigint order, or text bytes), so that the
-    /// result does not depend on the order rows came in. Customers whose first purchase
-    /// is after `as_of::date` cannot occur (the caller leaves those rows out).
+    /// result does not depend on the order rows came in.
     pub fn finish(self) -> Result<Vec<CustomerSummary>> {
+        // each row's order key: unsigned order of these is the customers' order
+        let (rank, by_rank) = if self.text_keys {
+            self.text_ranks()
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let Summary {
             config,
             text_keys,
-            keys,
             arena,
-            recs,
+            who,
+            days,
+            amounts,
+            max_customers,
             ..
         } = self;
-        let n = keys.len();
-        // rank of each customer index in key order
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        if text_keys {
-            order.sort_unstable_by(|&a, &b| {
-                let ka = key_of(&arena, true, keys[a as usize]);
-                let kb = key_of(&arena, true, keys[b as usize]);
-                match (ka, kb) {
-                    (Key::Text(x), Key::Text(y)) => x.cmp(y),
-                    _ => std::cmp::Ordering::Equal,
-                }
-            });
-        } else {
-            order.sort_unstable_by_key(|&i| keys[i as usize] as i64);
-        }
-        let mut rank = vec![0u32; n];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i as usize] = r as u32;
-        }
-        // counting sort of the records by rank
-        let mut start = vec![0usize; n + 1];
-        for r in &recs {
-            start[rank[r.idx as usize] as usize + 1] += 1;
-        }
-        for i in 0..n {
-            start[i + 1] += start[i];
-        }
-        let mut sorted: Vec<(i32, f64)> = vec![(0, 0.0); recs.len()];
-        let mut next = start.clone();
-        for r in &recs {
-            let k = rank[r.idx as usize] as usize;
-            sorted[next[k]] = (r.day, r.amount);
-            next[k] += 1;
-        }
-        drop(recs);
-        let mut out = Vec::with_capacity(n);
-        for (k, &i) in order.iter().enumerate() {
-            let days = &mut sorted[start[k]..start[k + 1]];
-            // by day, then by amount: day totals are added in one fixed order
-            days.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            let first = days[0].0;
-            let mut last = first;
-            let mut x = 0u32;
-            let mut repeat_total = 0.0;
-            let mut day_total = 0.0;
-            for &(d, amount) in days.iter() {
-                if d != last {
-                    if last != first {
-                        repeat_total += day_total;
-                    }
-                    x += 1;
-                    last = d;
-                    day_total = 0.0;
-                }
-                day_total += amount;
+        let order_key = |w: u64| -> u64 {
+            if text_keys {
+                rank[w as usize]
+            } else {
+                w ^ (1 << 63) // flipping the sign bit makes unsigned order the signed order
             }
+        };
+        let rows = sorted_rows(who.iter().map(|&w| order_key(w)), days, amounts);
+        drop(who);
+        let mut out = Vec::new();
+        let mut day_amounts: Vec<(i32, f64)> = Vec::new();
+        let mut i = 0;
+        let n = rows.len();
+        while i < n {
+            let k = rows.get(i).0;
+            let mut j = i;
+            day_amounts.clear();
+            while j < n {
+                let (kj, day, amount) = rows.get(j);
+                if kj != k {
+                    break;
+                }
+                day_amounts.push((day, amount));
+                j += 1;
+            }
+            i = j;
+            if out.len() >= max_customers {
+                return Err(customer_limit(max_customers));
+            }
+            let key = if text_keys {
+                match key_of(&arena, true, by_rank[k as usize]) {
+                    Key::Text(t) => KeyValue::Text(t.to_vec()),
+                    Key::Int(v) => KeyValue::Int(v),
+                }
+            } else {
+                KeyValue::Int((k ^ (1 << 63)) as i64)
+            };
+            out.push(summarize(key, &mut day_amounts, config.as_of_day)?);
+        }
+        Ok(out)
+    }
+}
+
+/// One customer's inputs from its (day, amount) rows.
+fn summarize(key: KeyValue, rows: &mut [(i32, f64)], as_of_day: i32) -> Result<CustomerSummary> {
+    // by day, then by amount: day totals are added in one fixed order
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let first = rows[0].0;
+    let mut last = first;
+    let mut x = 0u32;
+    let mut repeat_total = 0.0;
+    let mut day_total = 0.0;
+    for &(d, amount) in rows.iter() {
+        if d != last {
             if last != first {
                 repeat_total += day_total;
             }
-            let key = match key_of(&arena, text_keys, keys[i as usize]) {
-                Key::Int(v) => KeyValue::Int(v),
-                Key::Text(t) => KeyValue::Text(t.to_vec()),
-            };
-            let t = config.as_of_day.checked_sub(first).filter(|t| *t >= 0);
-            out.push(CustomerSummary {
-                key,
-                x,
-                t_x: (last - first) as u32,
-                t: t.ok_or_else(|| RfmError::invalid("a purchase after as_of"))? as u32,
-                repeat_total,
-            });
+            x += 1;
+            last = d;
+            day_total = 0.0;
         }
-        Ok(out)
+        day_total += amount;
+    }
+    if last != first {
+        repeat_total += day_total;
+    }
+    let t = as_of_day.checked_sub(first).filter(|t| *t >= 0);
+    Ok(CustomerSummary {
+        key,
+        x,
+        t_x: (last - first) as u32,
+        t: t.ok_or_else(|| RfmError::invalid("a purchase after as_of"))? as u32,
+        repeat_total,
+    })
+}
+
+/// The rows (order key, day, amount) sorted by order key. A least-significant-digit radix
+/// sort of 16-byte rows over the bits in which the keys differ, 11 bits a pass, when they
+/// span at most 32 bits (a million customers numbered densely take two passes of
+/// sequential reads); else a comparison sort.
+fn sorted_rows(
+    keys: impl ExactSizeIterator<Item = u64> + Clone,
+    days: Vec<i32>,
+    amounts: Vec<f64>,
+) -> Sorted {
+    let n = keys.len();
+    let (lo, hi) = keys
+        .clone()
+        .fold((u64::MAX, 0u64), |(lo, hi), k| (lo.min(k), hi.max(k)));
+    if n == 0 {
+        return Sorted::Wide(Vec::new());
+    }
+    let span = hi - lo;
+    if span >> 32 != 0 {
+        let mut rows: Vec<(u64, i32, f64)> = keys
+            .zip(days)
+            .zip(amounts)
+            .map(|((k, d), a)| (k, d, a))
+            .collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        return Sorted::Wide(rows);
+    }
+    let mut a: Vec<Row> = keys
+        .zip(days)
+        .zip(amounts)
+        .map(|((k, day), amount)| Row {
+            key: (k - lo) as u32,
+            day,
+            amount,
+        })
+        .collect();
+    let mut b: Vec<Row> = vec![
+        Row {
+            key: 0,
+            day: 0,
+            amount: 0.0
+        };
+        n
+    ];
+    const DIGIT: u32 = 11;
+    const MASK: u32 = (1 << DIGIT) - 1;
+    let bits = 64 - span.leading_zeros();
+    let mut shift = 0;
+    while shift < bits {
+        let mut count = vec![0usize; 1 << DIGIT];
+        for r in &a {
+            count[((r.key >> shift) & MASK) as usize] += 1;
+        }
+        let mut sum = 0;
+        for c in count.iter_mut() {
+            let k = *c;
+            *c = sum;
+            sum += k;
+        }
+        for r in &a {
+            let d = ((r.key >> shift) & MASK) as usize;
+            b[count[d]] = *r;
+            count[d] += 1;
+        }
+        std::mem::swap(&mut a, &mut b);
+        shift += DIGIT;
+    }
+    drop(b);
+    Sorted::Narrow(lo, a)
+}
+
+/// Rows of 16 bytes, keys relative to `lo`
+#[derive(Clone, Copy)]
+struct Row {
+    key: u32,
+    day: i32,
+    amount: f64,
+}
+
+/// Rows sorted by order key.
+enum Sorted {
+    /// Keys relative to a base, in 32 bits.
+    Narrow(u64, Vec<Row>),
+    Wide(Vec<(u64, i32, f64)>),
+}
+
+impl Sorted {
+    fn len(&self) -> usize {
+        match self {
+            Sorted::Narrow(_, r) => r.len(),
+            Sorted::Wide(r) => r.len(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> (u64, i32, f64) {
+        match self {
+            Sorted::Narrow(lo, r) => (lo + r[i].key as u64, r[i].day, r[i].amount),
+            Sorted::Wide(r) => r[i],
+        }
     }
 }
 
@@ -508,6 +659,17 @@ mod tests {
             Ok(6)
         );
         assert_eq!(days.day_of(-3 * DAY_MICROS, east), Ok(-3));
+    }
+
+    #[test]
+    fn keys_far_apart_are_ordered_too() {
+        let mut s = Summary::new(config(100, 1), false);
+        for k in [i64::MAX, -5, i64::MIN, 7, -5, i64::MAX] {
+            s.add(Key::Int(k), 50, 1.0).unwrap();
+        }
+        let keys: Vec<KeyValue> = s.finish().unwrap().into_iter().map(|c| c.key).collect();
+        let want = [i64::MIN, -5, 7, i64::MAX].map(KeyValue::Int);
+        assert_eq!(keys, want);
     }
 
     #[test]

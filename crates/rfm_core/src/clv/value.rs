@@ -121,19 +121,27 @@ fn with<P>(f: Fit<()>, params: P) -> Fit<P> {
 /// [`Summary::finish`]: super::Summary::finish
 pub fn fit(config: &ClvConfig, customers: &[CustomerSummary], text_keys: bool) -> Result<Vec<u8>> {
     let unit = config.unit_days as f64;
-    // distinct (x, t_x, T) and each customer's index among them
-    let mut packed: Vec<(u32, u32, u32)> = customers.iter().map(|c| (c.x, c.t_x, c.t)).collect();
-    packed.sort_unstable();
+    // distinct (x, t_x, T), their counts, and each customer's index among them
+    let mut order: Vec<(u32, u32, u32, u32)> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.x, c.t_x, c.t, i as u32))
+        .collect();
+    order.sort_unstable();
     let mut triples: Vec<(u32, u32, u32)> = Vec::new();
     let mut weights: Vec<f64> = Vec::new();
-    for t in packed {
-        if triples.last() == Some(&t) {
-            *weights.last_mut().unwrap_or(&mut 0.0) += 1.0;
-        } else {
-            triples.push(t);
-            weights.push(1.0);
+    let mut triple_of = vec![0u32; customers.len()];
+    for &(x, tx, t, i) in &order {
+        if triples.last() != Some(&(x, tx, t)) {
+            triples.push((x, tx, t));
+            weights.push(0.0);
         }
+        if let Some(w) = weights.last_mut() {
+            *w += 1.0;
+        }
+        triple_of[i as usize] = (triples.len() - 1) as u32;
     }
+    drop(order);
     let model_triples: Vec<Triple> = triples
         .iter()
         .zip(&weights)
@@ -185,12 +193,11 @@ pub fn fit(config: &ClvConfig, customers: &[CustomerSummary], text_keys: bool) -
         w.u32(tx);
         w.u32(t);
     }
-    for c in customers {
+    for (c, &i) in customers.iter().zip(&triple_of) {
         match &c.key {
             KeyValue::Int(k) => w.zigzag(*k),
             KeyValue::Text(t) => w.short_bytes(t),
         }
-        let i = triples.binary_search(&(c.x, c.t_x, c.t)).unwrap_or(0);
         w.varint(i as u64);
         w.f64(c.avg_spend().unwrap_or(f64::NAN));
     }
