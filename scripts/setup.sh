@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing rfm_segmentation needs on Debian (bookworm):
 #   - Debian packages postgresql-15, postgresql-server-dev-15, postgresql-15-cron, libclang-dev,
-#     sudo, python3
+#     sudo, python3, python3-venv (the CLV tests compare against lifetimes in a virtualenv)
 #   - cargo-pgrx 0.18.1 (the version pinned in Cargo.toml)
 #   - `cargo pgrx init` pointed at the Debian PostgreSQL 15
 # Each step is skipped when it is already done, so a second run takes a second or two.
@@ -12,7 +12,7 @@ set -euo pipefail
 PG_MAJOR=15
 PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 PGRX_VERSION=0.18.1
-PACKAGES=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron" libclang-dev sudo python3)
+PACKAGES=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron" libclang-dev sudo python3 python3-venv)
 
 step() { echo "==> setup: $*"; }
 

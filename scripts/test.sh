@@ -10,6 +10,8 @@
 #   7. integration tests (tests/integration/run.sh): NOTIFY, concurrent refresh and read,
 #      pg_cron scheduling, and that docs/reference.md matches what its examples print
 #   8. tests/integration/latin1.sh: everything in a LATIN1 database
+#   9. tests/clv/run.sh: rfm.clv_fit on the CDNOW data against the published estimates and
+#      lifetimes (a virtualenv under target/ with pinned packages from PyPI)
 # and closes with one line "N passed, 0 failed" (the sum over every suite).
 #   bash scripts/test.sh          (or: make test)
 #   TEST_PGDATA=/tmp/a bash scripts/test.sh   (another directory for the pgrx test cluster)
@@ -127,7 +129,13 @@ latin1_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/latin1
 [ -n "$latin1_passed" ] || { echo "test: LATIN1 tests did not report" >&2; exit 1; }
 took "LATIN1 tests"
 
+step "CLV against the published estimates and lifetimes (tests/clv/run.sh)"
+bash tests/clv/run.sh 2>&1 | tee "$logs/clv.log"
+clv_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/clv.log")
+[ -n "$clv_passed" ] || { echo "test: CLV tests did not report" >&2; exit 1; }
+took "CLV tests"
+
 echo
 echo "==> test: all checks passed in $((SECONDS - started)) s" \
-  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed, integration: $integration_passed, LATIN1: $latin1_passed)"
-echo "$((core_passed + pg_passed + regress_passed + integration_passed + latin1_passed)) passed, 0 failed"
+  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed, integration: $integration_passed, LATIN1: $latin1_passed, CLV: $clv_passed)"
+echo "$((core_passed + pg_passed + regress_passed + integration_passed + latin1_passed + clv_passed)) passed, 0 failed"

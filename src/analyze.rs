@@ -38,11 +38,11 @@ pub struct AnalyzeState {
     options_bytes: Vec<u8>,
 }
 
-fn option_error(key: &str, what: &str) -> RfmError {
+pub(crate) fn option_error(key: &str, what: &str) -> RfmError {
     RfmError::invalid(format!("option \"{key}\" {what}"))
 }
 
-fn options_differ() -> RfmError {
+pub(crate) fn options_differ() -> RfmError {
     RfmError::invalid("options must be the same for every row")
         .with_hint("Pass the options as a constant, or compute them once, for example in a CTE.")
 }
@@ -71,7 +71,7 @@ fn number_text(n: &serde_json::Number) -> String {
 }
 
 /// A number option: finite, else 22003 naming the key and the number.
-fn option_number(key: &str, v: &Value) -> Result<f64, RfmError> {
+pub(crate) fn option_number(key: &str, v: &Value) -> Result<f64, RfmError> {
     match v {
         Value::Number(n) => n.as_f64().ok_or_else(|| {
             RfmError::out_of_range(format!(
@@ -347,7 +347,7 @@ fn end_of_day(s: &str) -> TimestampWithTimeZone {
         .unwrap_or_else(|_| raise(RfmError::out_of_range("option \"as_of\" is out of range")))
 }
 
-unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+pub(crate) unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
     let mut ctx = std::ptr::null_mut();
     if pg_sys::AggCheckCallContext(fcinfo, &mut ctx) == 0 || ctx.is_null() {
         raise(RfmError::invalid(
@@ -357,7 +357,7 @@ unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryC
     ctx
 }
 
-unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::Datum> {
+pub(crate) unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Option<pg_sys::Datum> {
     if i >= (*fcinfo).nargs as usize || pgrx::fcinfo::pg_arg_is_null(fcinfo, i) {
         None
     } else {
@@ -383,7 +383,7 @@ pub fn init_gucs() {
     );
 }
 
-fn max_customers() -> usize {
+pub(crate) fn max_customers() -> usize {
     MAX_CUSTOMERS.get().max(1) as usize
 }
 

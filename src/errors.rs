@@ -18,6 +18,7 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::ReservedName => PgSqlErrorCode::ERRCODE_RESERVED_NAME,
         ErrorKind::ObjectInUse => PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
         ErrorKind::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ErrorKind::NotConverged => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
     }
 }
 

@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 mod aggregates;
 mod analyze;
+mod clv;
 mod errors;
 mod managed;
 mod primitives;

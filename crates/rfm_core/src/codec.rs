@@ -161,6 +161,16 @@ impl<'a> Reader<'a> {
         self.fits(n, min_bytes)
     }
 
+    /// The next `n` bytes as they are.
+    pub fn take_bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.buf.len() {
+            return None;
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Some(head)
+    }
+
     pub fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.len(1)?;
         let (head, rest) = self.buf.split_at(n);

@@ -29,6 +29,9 @@ pub enum ErrorKind {
     ObjectInUse,
     /// 42501 `insufficient_privilege`: the caller may not change this object.
     InsufficientPrivilege,
+    /// 22000 `data_exception`: a model fit that does not converge on the data given (the
+    /// data do not identify the model's parameters).
+    NotConverged,
 }
 
 impl ErrorKind {
@@ -46,6 +49,7 @@ impl ErrorKind {
             ErrorKind::ReservedName => "42939",
             ErrorKind::ObjectInUse => "55006",
             ErrorKind::InsufficientPrivilege => "42501",
+            ErrorKind::NotConverged => "22000",
         }
     }
 }

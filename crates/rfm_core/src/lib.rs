@@ -5,6 +5,7 @@
 pub mod abc;
 pub mod analysis;
 pub mod changes;
+pub mod clv;
 pub mod codec;
 pub mod error;
 pub mod numeric;
