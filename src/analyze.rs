@@ -11,12 +11,13 @@ use pgrx::{
     IntoDatum, PgMemoryContexts, PgSqlErrorCode,
 };
 use rfm_core::analysis::{self, Analysis, Config, Days, Key, Method, Money, State};
+use rfm_core::clv;
 use rfm_core::codec::Reader;
 use rfm_core::scheme::Segmenter;
 use rfm_core::{abc, numeric, quantile, scheme, ErrorKind, RfmError};
 use serde_json::Value;
 
-const OPTION_KEYS: [&str; 11] = [
+const OPTION_KEYS: [&str; 12] = [
     "as_of",
     "period",
     "buckets",
@@ -28,6 +29,7 @@ const OPTION_KEYS: [&str; 11] = [
     "abc_min_sales",
     "keep_excluded",
     "metrics",
+    "clv",
 ];
 
 /// The state plus the options it was made with: the raw `jsonb` bytes of the options
@@ -36,6 +38,53 @@ const OPTION_KEYS: [&str; 11] = [
 pub struct AnalyzeState {
     state: State,
     options_bytes: Vec<u8>,
+    /// The purchase-day summary of the CLV models (SPEC §12), when the rules read `p_alive`
+    /// or `clv` (or the option `"clv"` asks for them).
+    clv: Option<ClvPart>,
+}
+
+/// What an analysis keeps for `p_alive` and `clv`: the per-customer purchase days of
+/// `rfm.clv_fit`, and the local days of the instants seen.
+pub struct ClvPart {
+    summary: clv::Summary,
+    days: clv::LocalDays,
+}
+
+impl ClvPart {
+    fn new(config: &Config, text_keys: bool) -> Option<ClvPart> {
+        let o = config.clv_settings()?;
+        let as_of = TimestampWithTimeZone::try_from(config.as_of)
+            .unwrap_or_else(|_| raise(RfmError::out_of_range("option \"as_of\" is out of range")));
+        let c = clv::ClvConfig {
+            as_of: config.as_of,
+            as_of_day: Date::from(as_of).to_pg_epoch_days(),
+            unit_days: o.unit_days,
+            penalizer: o.penalizer,
+            spend_model: true,
+        };
+        c.validate().or_raise();
+        let mut summary = clv::Summary::new(c, text_keys);
+        summary.max_customers = max_customers();
+        Some(ClvPart {
+            summary,
+            days: clv::LocalDays::new(),
+        })
+    }
+}
+
+/// The first instant of local day `d` (days since 2000-01-01) in the session time zone.
+fn local_midnight(d: i32) -> Result<i64, RfmError> {
+    if !(-2_451_545..=107_000_000).contains(&d) {
+        return Err(RfmError::out_of_range("ordered_at is out of range"));
+    }
+    // SAFETY: `d` is a valid date (checked above); date_timestamptz of it returns a
+    // timestamp or raises PostgreSQL's own out-of-range error
+    let ts: Option<TimestampWithTimeZone> = unsafe {
+        let date = Date::from_pg_epoch_days(d);
+        direct_function_call(pg_sys::date_timestamptz, &[date.into_datum()])
+    };
+    ts.map(|t| t.into_inner())
+        .ok_or_else(|| RfmError::out_of_range("ordered_at is out of range"))
 }
 
 pub(crate) fn option_error(key: &str, what: &str) -> RfmError {
@@ -299,6 +348,7 @@ fn parse_options(options: Value) -> Config {
             &format!("must be true or false, got {other}"),
         )),
     };
+    let clv = obj.get("clv").and_then(parse_clv);
     let config = Config {
         as_of: as_of_raw,
         as_of_default: as_of_given.is_none(),
@@ -313,9 +363,54 @@ fn parse_options(options: Value) -> Config {
         abc_names,
         abc_min_sales,
         keep_excluded,
+        clv,
     };
     config.validate().or_raise();
     config
+}
+
+/// The option `"clv"`: `{"time_unit", "horizon", "discount_rate", "penalizer"}`, every key
+/// optional (weeks, 52, 0, 0); `null` is no option.
+fn parse_clv(v: &Value) -> Option<analysis::ClvOptions> {
+    let obj = match v {
+        Value::Null => return None,
+        Value::Object(o) => o,
+        other => raise(option_error(
+            "clv",
+            &format!("must be an object, got {other}"),
+        )),
+    };
+    const KEYS: [&str; 4] = ["time_unit", "horizon", "discount_rate", "penalizer"];
+    for k in obj.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            raise(
+                RfmError::invalid(format!("unknown option \"clv.{k}\""))
+                    .with_hint(format!("Valid keys of \"clv\" are: {}.", KEYS.join(", "))),
+            );
+        }
+    }
+    let mut o = analysis::ClvOptions::default();
+    if let Some(u) = obj.get("time_unit") {
+        o.unit_days = u
+            .as_str()
+            .and_then(clv::ClvConfig::unit_days_of)
+            .unwrap_or_else(|| {
+                raise(option_error(
+                    "clv.time_unit",
+                    &format!("must be \"day\", \"week\" or \"month\", got {u}"),
+                ))
+            });
+    }
+    for (key, slot) in [
+        ("horizon", &mut o.horizon),
+        ("discount_rate", &mut o.discount_rate),
+        ("penalizer", &mut o.penalizer),
+    ] {
+        if let Some(x) = obj.get(key) {
+            *slot = option_number(&format!("clv.{key}"), x).or_raise();
+        }
+    }
+    Some(o)
 }
 
 /// Whether an `as_of` text is a bare date (`2025-12-31`).
@@ -414,9 +509,11 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 amount_type == pg_sys::NUMERICOID,
             );
             new_state.max_customers = max_customers();
+            let clv = ClvPart::new(&new_state.config, new_state.text_keys());
             let s = AnalyzeState {
                 state: new_state,
                 options_bytes: options_bytes.to_vec(),
+                clv,
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
             state = Internal::from(Some(pg_sys::Datum::from(ptr)));
@@ -452,18 +549,31 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         } else {
             Key::Int(key.value() as i64)
         };
+        // the amount as a number for the CLV summary (purchases up to as_of only)
+        let mut purchase: Option<f64> = None;
         let result = if s.state_exact() {
             let bytes = varlena_bytes(amount);
             let decoded = numeric::decode(bytes)
                 .ok_or_else(numeric::too_large)
                 .or_raise();
-            s.state
-                .add_exact(key, ts, numeric::check(decoded).or_raise())
+            let d = numeric::check(decoded).or_raise();
+            if s.clv.is_some() {
+                purchase = Some(d.units as f64 / 10f64.powi(d.scale as i32));
+            }
+            s.state.add_exact(key, ts, d)
         } else {
             let v = f64::from_bits(amount.value() as u64);
+            purchase = Some(v);
             rfm_core::error::check_finite("amount", v).and_then(|v| s.state.add_float(key, ts, v))
         };
         result.or_raise();
+        if let (Some(c), Some(v)) = (s.clv.as_mut(), purchase) {
+            // returns and rows after as_of are not part of the models (SPEC §12)
+            if v >= 0.0 && ts <= c.summary.config.as_of {
+                let day = c.days.day_of(ts, local_midnight).or_raise();
+                c.summary.add(key, day, v).or_raise();
+            }
+        }
         state
     }
 }
@@ -503,15 +613,22 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         }
         let empty = State::new(other.state.config.clone(), false, false);
         let other_state = std::mem::replace(&mut other.state, empty);
+        let other_clv = other.clv.take();
         match a.get_mut::<AnalyzeState>() {
             Some(s) => {
                 s.state.merge(other_state).or_raise();
+                match (s.clv.as_mut(), other_clv) {
+                    (Some(mine), Some(theirs)) => mine.summary.merge(theirs.summary).or_raise(),
+                    (None, None) => {}
+                    _ => raise(options_differ()),
+                }
                 a
             }
             None => {
                 let s = AnalyzeState {
                     state: other_state,
                     options_bytes: std::mem::take(&mut other.options_bytes),
+                    clv: other_clv,
                 };
                 let ptr =
                     PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
@@ -529,6 +646,15 @@ fn analyze_serialize(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&(s.options_bytes.len() as u64).to_le_bytes());
         out.extend_from_slice(&s.options_bytes);
+        // the CLV summary, when there is one, goes before the analysis state
+        match &s.clv {
+            None => out.extend_from_slice(&0u64.to_le_bytes()),
+            Some(c) => {
+                let body = c.summary.serialize();
+                out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+                out.extend_from_slice(&body);
+            }
+        }
         out.extend_from_slice(&s.state.serialize().or_raise());
         out
     }
@@ -546,17 +672,34 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         };
         // the options' length is checked against the bytes there are before it is used
         let mut r = Reader::raw(bytes);
-        let (opts, rest) = (|| {
+        let (opts, clv_bytes, rest) = (|| {
             let opts = r.bytes()?;
-            Some((opts, r.rest()))
+            let clv_bytes = r.bytes()?;
+            Some((opts, clv_bytes, r.rest()))
         })()
         .ok_or_else(corrupt)
         .or_raise();
         let mut state = State::deserialize(rest).ok_or_else(corrupt).or_raise();
         state.max_customers = max_customers();
+        // a CLV summary exactly when the options ask for one
+        let clv = match (state.config.clv_settings().is_some(), clv_bytes.is_empty()) {
+            (false, true) => None,
+            (true, false) => {
+                let mut summary = clv::Summary::deserialize(clv_bytes)
+                    .ok_or_else(corrupt)
+                    .or_raise();
+                summary.max_customers = max_customers();
+                Some(ClvPart {
+                    summary,
+                    days: clv::LocalDays::new(),
+                })
+            }
+            _ => raise(corrupt()),
+        };
         Internal::new(AnalyzeState {
             state,
             options_bytes: opts.to_vec(),
+            clv,
         })
     }
 }
@@ -608,7 +751,17 @@ fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
         );
         let empty = State::new(s.state.config.clone(), false, false);
         let taken = std::mem::replace(&mut s.state, empty);
-        let bytes = analysis::finalize(taken, &days).or_raise();
+        // p_alive and clv: the models of SPEC §12 fitted on the same rows (an error when a
+        // fit does not converge: never a silent answer)
+        let lookup = s.clv.take().map(|c| {
+            let text = c.summary.text_keys();
+            let config = c.summary.config.clone();
+            let customers = c.summary.finish().or_raise();
+            let model = clv::fit(&config, &customers, text).or_raise();
+            let settings = taken.config.clv_settings().unwrap_or_default();
+            analysis::clv_metrics(&model, &settings).or_raise()
+        });
+        let bytes = analysis::finalize_with(taken, &days, lookup.as_ref()).or_raise();
         if bytes.len() >= (1 << 30) - 1024 {
             raise(too_large(customers));
         }
@@ -999,6 +1152,18 @@ pub(crate) fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
             .map_or(Value::Null, |s| Value::String(s.name().into())),
     );
     out.insert("metrics".into(), Value::Bool(c.metrics));
+    if let Some(o) = &c.clv {
+        let unit = match o.unit_days {
+            1 => "day",
+            7 => "week",
+            _ => "month",
+        };
+        out.insert(
+            "clv".into(),
+            serde_json::json!({"time_unit": unit, "horizon": o.horizon,
+                               "discount_rate": o.discount_rate, "penalizer": o.penalizer}),
+        );
+    }
     out.insert("method".into(), Value::String(c.method.name().into()));
     if let Some(f) = &c.fixed {
         let mut t = serde_json::Map::new();

@@ -245,7 +245,7 @@ BEGIN
     END IF;
     allowed := CASE s.kind
         WHEN 'rfm' THEN ARRAY['as_of', 'period', 'year', 'buckets', 'scheme', 'method', 'thresholds',
-                              'abc_shares', 'abc_names']
+                              'abc_shares', 'abc_names', 'clv']
         ELSE ARRAY['as_of', 'period', 'year', 'abc_shares', 'abc_names', 'min_sales',
                    'default_tier', 'excluded_tiers'] END;
     FOR k IN SELECT jsonb_object_keys(s.options) LOOP

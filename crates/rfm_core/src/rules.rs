@@ -70,10 +70,14 @@ pub enum Metric {
     LifetimeOrders,
     LifetimeValue,
     Active,
+    /// The BG/NBD probability that the customer is still alive (SPEC §12).
+    PAlive,
+    /// The customer lifetime value over the analysis' CLV horizon (SPEC §12).
+    Clv,
 }
 
 /// How many metrics [`Values`] holds.
-pub const METRIC_COUNT: usize = 16;
+pub const METRIC_COUNT: usize = 18;
 
 /// Every metric, in index order.
 pub const ALL_METRICS: [Metric; METRIC_COUNT] = [
@@ -93,6 +97,8 @@ pub const ALL_METRICS: [Metric; METRIC_COUNT] = [
     Metric::LifetimeOrders,
     Metric::LifetimeValue,
     Metric::Active,
+    Metric::PAlive,
+    Metric::Clv,
 ];
 
 impl Metric {
@@ -115,12 +121,19 @@ impl Metric {
             Metric::LifetimeOrders => "lifetime_orders",
             Metric::LifetimeValue => "lifetime_value",
             Metric::Active => "active",
+            Metric::PAlive => "p_alive",
+            Metric::Clv => "clv",
         }
     }
 
     /// The metric of a name (`rfm_code` is not a [`Metric`]: it is derived from r, f, m).
     pub fn from_name(s: &str) -> Option<Metric> {
         ALL_METRICS.iter().copied().find(|m| m.name() == s)
+    }
+
+    /// Whether it comes from the customer-lifetime-value models (SPEC §12).
+    pub fn is_clv(self) -> bool {
+        matches!(self, Metric::PAlive | Metric::Clv)
     }
 
     /// Whether it is one of the scores r, f, m, fm.
@@ -328,6 +341,7 @@ pub struct RuleScheme {
     pool: Vec<f64>,
     score_only: bool,
     needs_metrics: bool,
+    needs_clv: bool,
     table: Option<[u8; SCORE_CELLS]>,
 }
 
@@ -1164,6 +1178,8 @@ impl RuleScheme {
             .fold(READS_CODE, |b, m| b | 1 << (*m as u32));
         let score_only = reads & !score_bits == 0;
         let needs_metrics = reads & !basic_bits != 0 || population == Population::All;
+        let clv_bits = (1u32 << Metric::PAlive as u32) | (1u32 << Metric::Clv as u32);
+        let needs_clv = reads & clv_bits != 0;
 
         let mut scheme = RuleScheme {
             description,
@@ -1176,6 +1192,7 @@ impl RuleScheme {
             pool,
             score_only,
             needs_metrics,
+            needs_clv,
             table: None,
         };
         scheme.check_coverage(&at)?;
@@ -1374,6 +1391,12 @@ impl RuleScheme {
     /// then the analysis must compute the full customer metrics.
     pub fn needs_metrics(&self) -> bool {
         self.needs_metrics
+    }
+
+    /// Whether any condition reads `p_alive` or `clv`: then the analysis fits the models of
+    /// SPEC §12 on its rows.
+    pub fn needs_clv(&self) -> bool {
+        self.needs_clv
     }
 }
 

@@ -422,6 +422,14 @@ impl Segmenter {
         }
     }
 
+    /// Whether any rule reads `p_alive` or `clv` (SPEC §12).
+    pub fn needs_clv(&self) -> bool {
+        match self {
+            Segmenter::Grid(_) => false,
+            Segmenter::Rules { rules, .. } => rules.needs_clv(),
+        }
+    }
+
     /// Who the analysis outputs: active customers, or every customer with a purchase.
     pub fn population(&self) -> Population {
         match self {

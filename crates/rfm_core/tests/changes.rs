@@ -26,6 +26,7 @@ fn config(as_of_day: i64, keep_excluded: bool) -> Config {
         abc_names: vec!["A".into(), "B".into(), "C".into()],
         abc_min_sales: Some(20.0),
         keep_excluded,
+        clv: None,
     }
 }
 

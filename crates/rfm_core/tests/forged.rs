@@ -67,6 +67,7 @@ fn config(keep_excluded: bool) -> Config {
         abc_names: vec!["A".into(), "B".into(), "C".into()],
         abc_min_sales: None,
         keep_excluded,
+        clv: None,
     }
 }
 

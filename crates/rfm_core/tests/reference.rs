@@ -25,6 +25,7 @@ fn config(method: Method) -> Config {
         abc_names: vec!["A".into(), "B".into(), "C".into()],
         abc_min_sales: None,
         keep_excluded: false,
+        clv: None,
     }
 }
 

@@ -110,6 +110,8 @@ const NAMES: [&str; METRIC_COUNT] = [
     "lifetime_orders",
     "lifetime_value",
     "active",
+    "p_alive",
+    "clv",
 ];
 
 fn number(v: &Value) -> f64 {

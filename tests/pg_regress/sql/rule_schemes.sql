@@ -254,3 +254,76 @@ SELECT rfm.drop_scheme('stages_copy') IS NULL AS dropped_scheme;
 DROP TABLE rs_tx, rs_expected, rs_metrics, lc_tx, lc_shop;
 SELECT rfm.drop_scheme(s) FROM unnest(ARRAY['my_standard', 'my_codes', 'value_tiers', 'two_way']) s;
 DROP ROLE rs_alice, rs_bob, rs_nobody;
+
+-- 5. p_alive and clv in rules (SPEC §12): the models fitted on the analysis' own rows
+CREATE TABLE cl_tx (customer_id bigint, ordered_at timestamptz, amount numeric(12, 2));
+-- customers as the models see them: each buys at its own rate while alive, then drops out
+SELECT setseed(0.42);
+CREATE TABLE cl_cust AS
+SELECT c, 0.01 + random() * random() * 0.2 AS rate, (random() * 700)::int AS life,
+       (random() * 400)::int AS start, 10 + random() * 150 AS spend
+FROM generate_series(1, 800) c;
+INSERT INTO cl_tx
+SELECT c, timestamptz '2024-01-01 10:00' + (start + d) * interval '1 day', round((spend * (0.5 + random()))::numeric, 2)
+FROM cl_cust, generate_series(0, 729) d
+WHERE start + d <= 729 AND (d = 0 OR (d <= life AND random() < rate));
+-- a few heavy buyers who stopped long ago
+INSERT INTO cl_tx SELECT 10000 + c, timestamptz '2024-02-01' + d * interval '3 days', 400
+FROM generate_series(1, 5) c, generate_series(1, 30) d;
+SELECT rfm.create_scheme('churn_watch', $${
+  "population": "all",
+  "segments": [
+    {"name": "Valuable, likely gone", "when": {"lifetime_value": {">=": 1000}, "p_alive": {"<": 0.5}},
+     "actions": ["win-back call"], "priority": 1},
+    {"name": "Valuable, alive", "when": {"clv": {">=": 500}}},
+    {"name": "Likely gone", "when": {"p_alive": {"<": 0.5}}}
+  ],
+  "default": "Others"
+}$$) IS NOT NULL AS saved;
+-- the same classification written over rfm.clv_customers of rfm.clv_fit with the same settings
+CREATE TABLE cl_model AS SELECT rfm.clv_fit(customer_id, ordered_at, amount, '{"as_of": "2025-12-31 12:00+00"}') AS m FROM cl_tx;
+CREATE TABLE cl_pred AS SELECT * FROM rfm.clv_customers((SELECT m FROM cl_model), 52);
+SELECT count(*) AS customers,
+       count(*) FILTER (WHERE c.segment IS DISTINCT FROM
+         CASE WHEN c.lifetime_value >= 1000 AND p.p_alive < 0.5 THEN 'Valuable, likely gone'
+              WHEN p.clv >= 500 THEN 'Valuable, alive'
+              WHEN p.p_alive < 0.5 THEN 'Likely gone'
+              ELSE 'Others' END) AS differences,
+       count(*) FILTER (WHERE c.segment = 'Valuable, likely gone') AS likely_gone_valuable
+FROM rfm.customers((SELECT rfm.analyze(customer_id, ordered_at, amount,
+    '{"as_of": "2025-12-31 12:00+00", "scheme": "churn_watch"}') FROM cl_tx)) c
+JOIN cl_pred p USING (customer_key);
+-- the heavy buyers who stopped are the valuable ones likely gone
+SELECT customer_key, segment FROM rfm.customers((SELECT rfm.analyze(customer_id, ordered_at, amount,
+    '{"as_of": "2025-12-31 12:00+00", "scheme": "churn_watch"}') FROM cl_tx))
+WHERE customer_key::bigint > 10000 ORDER BY 1;
+-- other settings: months, two years ahead; serial and parallel agree
+SELECT rfm.check_options('{"scheme": "churn_watch", "clv": {"time_unit": "month", "horizon": 24}}') -> 'clv' AS clv_options;
+SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"horizon": -1}}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"unit": "week"}}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"time_unit": "year"}}')$$);
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
+CREATE TABLE cl_par AS SELECT * FROM rfm.customers((SELECT rfm.analyze(customer_id, ordered_at, amount,
+    '{"as_of": "2025-12-31 12:00+00", "scheme": "churn_watch", "clv": {"time_unit": "month", "horizon": 24}}') FROM cl_tx));
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET parallel_leader_participation;
+SELECT count(*) AS customers, count(*) FILTER (WHERE s.segment IS DISTINCT FROM p.segment) AS differences
+FROM rfm.customers((SELECT rfm.analyze(customer_id, ordered_at, amount,
+    '{"as_of": "2025-12-31 12:00+00", "scheme": "churn_watch", "clv": {"time_unit": "month", "horizon": 24}}') FROM cl_tx)) s
+JOIN cl_par p USING (customer_key);
+-- a managed segmentation carries them and records moves between the scheme's segments
+SELECT rfm.create_segmentation('churn', 'cl_tx', 'customer_id', 'ordered_at', 'amount',
+    '{"scheme": "churn_watch", "as_of": "2025-06-30 12:00+00"}') > 0 AS created;
+SELECT rfm.refresh('churn') IS NOT NULL AS refreshed;
+SELECT rfm.alter_segmentation('churn', options => '{"scheme": "churn_watch", "as_of": "2025-12-31 12:00+00"}') IS NULL AS altered;
+SELECT rfm.refresh('churn') IS NOT NULL AS refreshed;
+SELECT count(*) FILTER (WHERE from_segment IS NOT NULL AND to_segment IS NOT NULL) > 0 AS moves_recorded,
+       count(*) FILTER (WHERE from_segment = 'Valuable, alive' AND to_segment = 'Valuable, likely gone') > 0 AS valuable_customers_slipped
+FROM rfm.customer_movement WHERE segmentation = 'churn'
+  AND run_id = (SELECT max(run_id) FROM rfm.customer_movement WHERE segmentation = 'churn');
+SELECT segment, count(*) AS heavy_buyers FROM rfm.customer_segments
+WHERE segmentation = 'churn' AND customer_key::bigint > 10000 GROUP BY 1;
+SELECT rfm.drop_segmentation('churn') IS NULL AS dropped;
+SELECT rfm.drop_scheme('churn_watch') IS NULL AS dropped_scheme;
+DROP TABLE cl_tx, cl_cust, cl_model, cl_pred, cl_par;

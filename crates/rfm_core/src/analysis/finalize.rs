@@ -233,7 +233,17 @@ fn collect<T: Slot>(
 /// state's table is released as soon as the customers are copied out of it, so the
 /// memory this needs beyond the state is about 28 bytes per active customer plus the value
 /// itself (about 15 bytes per customer; with the full metrics about 80 more).
-pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
+pub fn finalize(state: State, days: &Days) -> Result<Vec<u8>> {
+    finalize_with(state, days, None)
+}
+
+/// [`finalize`], with each customer's `(p_alive, clv)` for the rules that read them (the
+/// models of SPEC §12 fitted on the same rows: [`super::clv_metrics`]).
+pub fn finalize_with(
+    mut state: State,
+    days: &Days,
+    clv_lookup: Option<&super::ClvLookup>,
+) -> Result<Vec<u8>> {
     state.flush()?;
     let table = std::mem::replace(&mut state.table, Tables::Narrow(HashTable::new()));
     let (window_rows, base) = (state.window_rows, state.base);
@@ -463,7 +473,15 @@ pub fn finalize(mut state: State, days: &Days) -> Result<Vec<u8>> {
         let values = if seg_table.is_some() && active {
             Values::default() // the table answers from the scores alone
         } else {
-            rule_values(a, sc, xs.get(i), derived.get(i), to_money, money_f)
+            let clv = clv_lookup.and_then(|l| {
+                let k = if text {
+                    String::from_utf8_lossy(key_bytes(a.key)).into_owned()
+                } else {
+                    (a.key as i64).to_string()
+                };
+                l.get(&k).copied()
+            });
+            rule_values(a, sc, xs.get(i), derived.get(i), clv, to_money, money_f)
         };
         let idx = sch.classify(seg_table.as_ref(), sc, &values);
         s[4] = idx + 1;
@@ -575,6 +593,7 @@ fn rule_values(
     sc: Option<[u8; 3]>,
     x: Option<&Extra>,
     d: Option<&(i32, i32)>,
+    clv: Option<(f64, Option<f64>)>,
     to_money: impl Fn(i64) -> Money,
     money_f: impl Fn(i64) -> f64,
 ) -> Values {
@@ -588,6 +607,12 @@ fn rule_values(
     set(&mut v, Metric::Frequency, a.freq as f64);
     set(&mut v, Metric::Monetary, money_f(a.money));
     set(&mut v, Metric::Active, if active { 1.0 } else { 0.0 });
+    if let Some((p_alive, value)) = clv {
+        set(&mut v, Metric::PAlive, p_alive);
+        if let Some(value) = value {
+            set(&mut v, Metric::Clv, value);
+        }
+    }
     if let Some(s) = sc {
         set(&mut v, Metric::R, s[0] as f64);
         set(&mut v, Metric::F, s[1] as f64);

@@ -9,11 +9,13 @@
 
 mod finalize;
 mod options;
+mod predict;
 mod state;
 mod value;
 
-pub use finalize::{finalize, Days};
-pub use options::{Config, Method, METRICS};
+pub use finalize::{finalize, finalize_with, Days};
+pub use options::{ClvOptions, Config, Method, METRICS};
+pub use predict::{clv_metrics, ClvLookup};
 pub use state::{MoneyKind, State};
 pub use value::{
     Analysis, CustomerRow, Customers, GridRow, Metrics, Money, Overview, Snapshot, SummaryRow,
@@ -71,6 +73,7 @@ mod testing {
             abc_names: vec!["A".into(), "B".into(), "C".into()],
             abc_min_sales: None,
             keep_excluded: false,
+            clv: None,
         }
     }
 

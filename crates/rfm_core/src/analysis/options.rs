@@ -36,6 +36,59 @@ impl Method {
     }
 }
 
+/// The customer-lifetime-value settings of an analysis whose rules read `p_alive` or `clv`
+/// (or that asks for them with the option `"clv"`): the models of SPEC §12 are fitted on
+/// the analysis' own rows up to `as_of`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClvOptions {
+    /// Days in a time unit (1 day, 7 week, 30 month).
+    pub unit_days: u32,
+    /// Time units ahead that `clv` sums over.
+    pub horizon: f64,
+    pub discount_rate: f64,
+    pub penalizer: f64,
+}
+
+impl Default for ClvOptions {
+    /// Weeks, a year ahead, no discount, no penalizer.
+    fn default() -> Self {
+        ClvOptions {
+            unit_days: 7,
+            horizon: 52.0,
+            discount_rate: 0.0,
+            penalizer: 0.0,
+        }
+    }
+}
+
+impl ClvOptions {
+    /// The most time units `horizon` may be (the CLV sums one term per unit).
+    pub const MAX_HORIZON: f64 = 100_000.0;
+
+    pub fn validate(&self) -> Result<()> {
+        if !(self.horizon.is_finite() && (0.0..=Self::MAX_HORIZON).contains(&self.horizon)) {
+            return Err(RfmError::out_of_range(format!(
+                "option \"clv.horizon\" must be between 0 and {} time units, got {}",
+                Self::MAX_HORIZON,
+                self.horizon
+            )));
+        }
+        if !(self.discount_rate.is_finite() && self.discount_rate > -1.0) {
+            return Err(RfmError::invalid(format!(
+                "option \"clv.discount_rate\" must be greater than -1, got {}",
+                self.discount_rate
+            )));
+        }
+        if !(self.penalizer.is_finite() && self.penalizer >= 0.0) {
+            return Err(RfmError::invalid(format!(
+                "option \"clv.penalizer\" must be 0 or more, got {}",
+                self.penalizer
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The three metrics, in the order they are reported.
 pub const METRICS: [&str; 3] = ["recency", "frequency", "monetary"];
 
@@ -73,9 +126,25 @@ pub struct Config {
     ///
     /// [`Analysis::excluded_keys`]: super::Analysis::excluded_keys
     pub keep_excluded: bool,
+    /// Customer-lifetime-value settings given with the option `"clv"` (None: defaults, used
+    /// only when the scheme reads `p_alive` or `clv`).
+    pub clv: Option<ClvOptions>,
 }
 
 impl Config {
+    /// The CLV settings when the analysis computes `p_alive` and `clv`: asked for by the
+    /// option `"clv"`, or needed by the scheme (then with the defaults).
+    pub fn clv_settings(&self) -> Option<ClvOptions> {
+        match (
+            &self.clv,
+            self.scheme.as_ref().is_some_and(|s| s.needs_clv()),
+        ) {
+            (Some(c), _) => Some(c.clone()),
+            (None, true) => Some(ClvOptions::default()),
+            (None, false) => None,
+        }
+    }
+
     /// Whether the state keeps the full customer metrics (SPEC §9): asked for by the
     /// options or needed by the scheme.
     pub fn wide(&self) -> bool {
@@ -149,6 +218,9 @@ impl Config {
                 "option \"period\" must be at most 136 years, got \"{}\"",
                 self.period
             )));
+        }
+        if let Some(c) = &self.clv {
+            c.validate()?;
         }
         if let Some(min) = self.abc_min_sales {
             crate::error::check_finite("option \"abc_min_sales\"", min)?;
@@ -233,6 +305,16 @@ impl Config {
         }
         write_opt(w, self.abc_min_sales);
         w.u8(self.keep_excluded as u8);
+        match &self.clv {
+            None => w.u8(0),
+            Some(c) => {
+                w.u8(1);
+                w.u32(c.unit_days);
+                w.f64(c.horizon);
+                w.f64(c.discount_rate);
+                w.f64(c.penalizer);
+            }
+        }
     }
 
     pub(super) fn read(r: &mut Reader) -> Option<Config> {
@@ -278,6 +360,16 @@ impl Config {
             1 => true,
             _ => return None,
         };
+        let clv = match r.u8()? {
+            0 => None,
+            1 => Some(ClvOptions {
+                unit_days: r.u32()?,
+                horizon: r.f64()?,
+                discount_rate: r.f64()?,
+                penalizer: r.f64()?,
+            }),
+            _ => return None,
+        };
         Some(Config {
             as_of,
             as_of_default,
@@ -292,6 +384,7 @@ impl Config {
             abc_names,
             abc_min_sales,
             keep_excluded,
+            clv,
         })
     }
 }
