@@ -19,7 +19,7 @@ src = open(f"{root}/docs/reference.src.md").read()
 blocks = re.findall(r"```sql\n(.*?)```", src, re.S)
 marker = "-- rfm-docs-block --"
 script = "\\set SHOW_CONTEXT never\nSET TimeZone = 'UTC';\nDROP EXTENSION IF EXISTS rfm_segmentation CASCADE;\n" \
-    "DROP SCHEMA IF EXISTS rfm CASCADE;\nDROP TABLE IF EXISTS shop, stages_shop, moves_shop;\n" \
+    "DROP SCHEMA IF EXISTS rfm CASCADE;\nDROP TABLE IF EXISTS shop, stages_shop, moves_shop, clv_orders, clv;\n" \
     "CREATE EXTENSION rfm_segmentation;\n"
 for b in blocks:
     script += f"\\echo {marker}\n{b}\n"

@@ -600,15 +600,18 @@ impl Sorted {
     }
 }
 
-/// Purchase rows one state holds at most (16 bytes each: 1 GB of serialized state).
-const MAX_ROWS: usize = 60_000_000;
+/// Purchase rows one state holds at most: 20 bytes each, so that a serialized state (a
+/// parallel worker's) stays below PostgreSQL's 1 GB limit for one value.
+const MAX_ROWS: usize = 50_000_000;
 
 fn too_many_rows() -> RfmError {
     RfmError::new(
         ErrorKind::ProgramLimit,
         format!("rfm.clv_fit holds at most {MAX_ROWS} purchase rows"),
     )
-    .with_hint("Pre-aggregate the rows, for example one row per customer and day.")
+    .with_hint(
+        "Pre-aggregate to one row per customer and day (GROUP BY customer, ordered_at::date with sum(amount) FILTER (WHERE amount >= 0)): the model's inputs are the same.",
+    )
 }
 
 fn customer_limit(max: usize) -> RfmError {
