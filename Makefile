@@ -5,7 +5,7 @@ help:
 	@echo "make setup  - install what building and testing needs (scripts/setup.sh)"
 	@echo "make demo   - build, install and run the demo on a scratch cluster (scripts/demo.sh)"
 	@echo "make test   - fmt, clippy, unit, pg and SQL regression tests (scripts/test.sh)"
-	@echo "make bench  - benchmarks against hand-written SQL (benches/run.sh; results in BENCHMARKS.md)"
+	@echo "make bench  - benchmarks against hand-written SQL and lifetimes (benches/run.sh, benches/clv.sh; results in BENCHMARKS.md)"
 
 setup:
 	bash scripts/setup.sh
@@ -18,3 +18,4 @@ test:
 
 bench:
 	bash benches/run.sh
+	SKIP_SETUP=1 bash benches/clv.sh
