@@ -156,3 +156,39 @@ CREATE AGGREGATE "analyze"(customer_key uuid, ordered_at timestamptz, amount dou
     SFUNC = _uuid_key, STYPE = integer, INITCOND = '0', FINALFUNC = _uuid_key_final, PARALLEL = SAFE);
 CREATE AGGREGATE "analyze"(customer_key uuid, ordered_at timestamptz, amount double precision, options jsonb) (
     SFUNC = _uuid_key, STYPE = integer, INITCOND = '0', FINALFUNC = _uuid_key_final, PARALLEL = SAFE);
+
+-- Text times: ordered_at must be a timestamptz (or timestamp, or date). These overloads of
+-- a text ordered_at (an exact match for text and varchar columns; no column of another type
+-- converts to text implicitly) say what to write instead.
+CREATE FUNCTION _text_time(state integer, customer_key anyelement, ordered_at text, amount anycompatible)
+RETURNS integer LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+        MESSAGE = 'rfm.analyze takes ordered_at as timestamptz, timestamp or date, not text',
+        HINT = 'Cast the column: rfm.analyze(customer_id, ordered_at::timestamptz, amount, ...); the text must be an ISO 8601 date or timestamp.';
+END
+$$;
+CREATE FUNCTION _text_time(state integer, customer_key anyelement, ordered_at text, amount anycompatible, options jsonb)
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT rfm._text_time(state, customer_key, ordered_at, amount)
+$$;
+CREATE FUNCTION _text_time_final(state integer) RETURNS analysis
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT rfm._text_time(state, NULL::bigint, NULL::text, NULL::numeric)::text::rfm.analysis
+$$;
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at text, amount numeric) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at text, amount numeric, options jsonb) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at text, amount double precision) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key bigint, ordered_at text, amount double precision, options jsonb) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at text, amount numeric) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at text, amount numeric, options jsonb) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at text, amount double precision) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);
+CREATE AGGREGATE "analyze"(customer_key text, ordered_at text, amount double precision, options jsonb) (
+    SFUNC = _text_time, STYPE = integer, INITCOND = '0', FINALFUNC = _text_time_final, PARALLEL = SAFE);

@@ -74,6 +74,12 @@ SELECT rfm_test.error_of($$SELECT rfm.analyze(customer_id, ordered_at, amount, '
 -- uuid keys: what to write instead, whatever the amount type and whether rows exist
 SELECT rfm_test.error_of($$SELECT rfm.analyze(gen_random_uuid(), ordered_at, amount) FROM ac_tx$$);
 SELECT rfm_test.error_of($$SELECT rfm.analyze(gen_random_uuid(), ordered_at, amount::float8, '{}') FROM ac_tx WHERE false$$);
+-- text times (a text or varchar column): what to write instead
+SELECT rfm_test.error_of($$SELECT rfm.analyze(customer_id, ordered_at::text, amount) FROM ac_tx$$);
+SELECT rfm_test.error_of($$SELECT rfm.analyze(email, ordered_at::varchar, amount::float8, '{}') FROM ac_tx WHERE false$$);
+-- timestamp and date columns still resolve to the real aggregate
+SELECT (SELECT active_customers FROM rfm.overview((SELECT rfm.analyze(customer_id, ordered_at::timestamp, amount, '{"as_of": "2025-12-31"}') FROM ac_tx)))
+     = (SELECT active_customers FROM rfm.overview((SELECT rfm.analyze(customer_id, ordered_at::date, amount, '{"as_of": "2025-12-31"}') FROM ac_tx))) AS timestamp_and_date_work;
 -- integer, bigint and text keys still resolve to the real aggregate
 SELECT (SELECT active_customers FROM rfm.overview((SELECT rfm.analyze(customer_id::int, ordered_at, amount, '{"as_of": "2025-12-31"}') FROM ac_tx)))
      = (SELECT active_customers FROM rfm.overview((SELECT rfm.analyze(customer_id::text, ordered_at, amount, '{"as_of": "2025-12-31"}') FROM ac_tx))) AS int_and_text_keys_work;
