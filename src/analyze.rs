@@ -655,8 +655,8 @@ fn analyze_serialize(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
                 out.extend_from_slice(&body);
             }
         }
-        out.extend_from_slice(&s.state.serialize().or_raise());
-        out
+        // the state, much the largest part, is written in place
+        s.state.serialize_into(out).or_raise()
     }
 }
 

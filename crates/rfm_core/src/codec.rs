@@ -14,6 +14,14 @@ impl Writer {
         Writer { buf }
     }
 
+    /// A writer that appends to `buf` (which keeps what it holds), with room for
+    /// `capacity` more bytes.
+    pub fn append_to(mut buf: Vec<u8>, version: u8, capacity: usize) -> Self {
+        buf.reserve(capacity + 1);
+        buf.push(version);
+        Writer { buf }
+    }
+
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }

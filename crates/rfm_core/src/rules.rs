@@ -342,6 +342,8 @@ pub struct RuleScheme {
     score_only: bool,
     needs_metrics: bool,
     needs_clv: bool,
+    /// The metrics the conditions read: bit `metric as u32`, and [`READS_CODE`].
+    reads: u32,
     table: Option<[u8; SCORE_CELLS]>,
 }
 
@@ -1193,6 +1195,7 @@ impl RuleScheme {
             score_only,
             needs_metrics,
             needs_clv,
+            reads,
             table: None,
         };
         scheme.check_coverage(&at)?;
@@ -1391,6 +1394,14 @@ impl RuleScheme {
     /// then the analysis must compute the full customer metrics.
     pub fn needs_metrics(&self) -> bool {
         self.needs_metrics
+    }
+
+    /// Whether a condition reads `metric` (`rfm_code` counts as reading r, f and m): the
+    /// other metrics need not be computed to classify a customer.
+    pub fn reads(&self, metric: Metric) -> bool {
+        let code =
+            [Metric::R, Metric::F, Metric::M].contains(&metric) && self.reads & READS_CODE != 0;
+        self.reads & (1 << metric as u32) != 0 || code
     }
 
     /// Whether any condition reads `p_alive` or `clv`: then the analysis fits the models of

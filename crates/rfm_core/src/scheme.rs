@@ -422,6 +422,14 @@ impl Segmenter {
         }
     }
 
+    /// Whether classifying a customer reads `metric` (a grid scheme reads only the scores).
+    pub fn reads(&self, metric: crate::rules::Metric) -> bool {
+        match self {
+            Segmenter::Grid(_) => metric.is_score(),
+            Segmenter::Rules { rules, .. } => rules.reads(metric),
+        }
+    }
+
     /// Whether any rule reads `p_alive` or `clv` (SPEC §12).
     pub fn needs_clv(&self) -> bool {
         match self {

@@ -390,12 +390,22 @@ proptest::proptest! {
             add(&mut whole, row);
             add(if i < split { &mut left } else { &mut right }, row);
         }
-        left.merge(State::deserialize(&right.serialize().unwrap()).unwrap()).unwrap();
+        // a parallel plan: both halves read back (sorted runs, merged in one pass), and a
+        // half as built merged with one read back (by lookups)
+        let right_bytes = right.serialize().unwrap();
+        let mut runs = State::deserialize(&left.serialize().unwrap()).unwrap();
+        runs.merge(State::deserialize(&right_bytes).unwrap()).unwrap();
+        left.merge(State::deserialize(&right_bytes).unwrap()).unwrap();
         let naive = reference_metrics(&rows, &c);
         let scored = reference(&rows, &c, &d, float);
         let out: Vec<&Naive> = naive.iter().filter(|n| n.1 || (all && n.9 > 0)).collect();
         let excluded = naive.len() - out.len();
-        for bytes in [finalize(whole, &d).unwrap(), finalize(left, &d).unwrap()] {
+        let values = [finalize(whole, &d).unwrap(), finalize(left, &d).unwrap(), finalize(runs, &d).unwrap()];
+        if !float {
+            proptest::prop_assert_eq!(&values[0], &values[1]);
+            proptest::prop_assert_eq!(&values[0], &values[2]);
+        }
+        for bytes in values {
             let a = Analysis::deserialize(&bytes, true).unwrap();
             proptest::prop_assert_eq!(a.customers.len(), out.len());
             proptest::prop_assert_eq!(a.overview.excluded_customers, excluded as i64);

@@ -9,7 +9,7 @@ use crate::abc;
 use crate::codec::Writer;
 use crate::error::Result;
 use crate::quantile;
-use crate::rules::{Metric, Population, Values, METRIC_COUNT};
+use crate::rules::{Metric, Population, Values, ALL_METRICS, METRIC_COUNT};
 use crate::scheme;
 use crate::score;
 use hashbrown::HashTable;
@@ -159,6 +159,29 @@ fn score_metric(
         }
     }
     rows
+}
+
+/// Sorts customers with bigint keys in the order of the value: active ones first, then by
+/// monetary (`ord_money` of it), highest first, then by key. The active ones are moved to
+/// the front first; each part is then sorted on one 128-bit number, (monetary, key) with
+/// the monetary inverted, which compares faster than the three fields.
+fn sort_int_keys<T>(v: &mut [T], act: impl Fn(&T) -> &Act, ord_money: impl Fn(i64) -> i64) {
+    let mut active = 0;
+    for i in 0..v.len() {
+        if act(&v[i]).freq > 0 {
+            v.swap(i, active);
+            active += 1;
+        }
+    }
+    const SIGN: u64 = 1 << 63;
+    let key = |t: &T| {
+        let a = act(t);
+        let money = !((ord_money(a.money) as u64) ^ SIGN); // highest first
+        ((money as u128) << 64) | ((a.key ^ SIGN) as u128)
+    };
+    let (front, back) = v.split_at_mut(active);
+    front.sort_unstable_by_key(key);
+    back.sort_unstable_by_key(key);
 }
 
 /// Collects the customers the analysis outputs (active ones, or with population `all` every
@@ -334,19 +357,20 @@ pub fn finalize_with(
             .then_with(|| key_cmp(a, b))
     };
     if !xs.is_empty() {
-        let mut both: Vec<(Act, Extra)> = act.drain(..).zip(xs.drain(..)).collect();
-        both.sort_unstable_by(|a, b| order(&a.0, &b.0));
-        (act, xs) = both.into_iter().unzip();
+        // the customers with their place in `xs` (32 bytes, not 64 with the metrics), in
+        // the same order as below; then the metrics follow them
+        let mut tagged: Vec<(Act, u32)> = act.drain(..).zip(0u32..).collect();
+        if text {
+            tagged.sort_unstable_by(|a, b| order(&a.0, &b.0));
+        } else {
+            sort_int_keys(&mut tagged, |t| &t.0, ord_money);
+        }
+        act.extend(tagged.iter().map(|t| t.0));
+        xs = tagged.iter().map(|t| xs[t.1 as usize]).collect();
     } else if text {
         act.sort_unstable_by(order);
     } else {
-        act.sort_unstable_by_key(|a| {
-            (
-                a.freq == 0,
-                std::cmp::Reverse(ord_money(a.money)),
-                a.key as i64,
-            )
-        });
+        sort_int_keys(&mut act, |a| a, ord_money);
     }
 
     // scores of the active customers (the first n_active): r, f, m, the ABC tier and the
@@ -457,6 +481,9 @@ pub fn finalize_with(
             }
         }
     }
+    // the metrics the scheme reads: only those are computed for each customer
+    let reads: [bool; METRIC_COUNT] =
+        std::array::from_fn(|m| scheme.is_some_and(|s| s.reads(ALL_METRICS[m])));
     let mut total = zero;
     // ABC tiers in monetary order, segments, and the per-segment and per-cell totals
     for (i, (a, s)) in act.iter().zip(scores.iter_mut()).enumerate() {
@@ -481,7 +508,8 @@ pub fn finalize_with(
                 };
                 l.get(&k).copied()
             });
-            rule_values(a, sc, xs.get(i), derived.get(i), clv, to_money, money_f)
+            let d = (xs.get(i), derived.get(i));
+            rule_values(a, sc, d, clv, &reads, to_money, money_f)
         };
         let idx = sch.classify(seg_table.as_ref(), sc, &values);
         s[4] = idx + 1;
@@ -587,61 +615,67 @@ pub fn finalize_with(
 }
 
 /// What the rules read of one customer (SPEC §9): `sc` its scores when active, `x` and `d`
-/// (tenure, days since the last purchase) its full metrics when the state kept them.
+/// (tenure, days since the last purchase) its full metrics when the state kept them. Only
+/// the metrics in `reads` are computed; the others stay NULL, which no condition sees.
 fn rule_values(
     a: &Act,
     sc: Option<[u8; 3]>,
-    x: Option<&Extra>,
-    d: Option<&(i32, i32)>,
+    (x, d): (Option<&Extra>, Option<&(i32, i32)>),
     clv: Option<(f64, Option<f64>)>,
+    reads: &[bool; METRIC_COUNT],
     to_money: impl Fn(i64) -> Money,
     money_f: impl Fn(i64) -> f64,
 ) -> Values {
     let mut v = [None; METRIC_COUNT];
     let active = a.freq > 0;
-    let set = |v: &mut [Option<f64>; METRIC_COUNT], m: Metric, x: f64| v[m as usize] = Some(x);
+    let mut set = |m: Metric, x: &dyn Fn() -> f64| {
+        if reads[m as usize] {
+            v[m as usize] = Some(x());
+        }
+    };
     if active {
-        set(&mut v, Metric::RecencyDays, a.recency as f64);
-        set(&mut v, Metric::DaysSinceLast, a.recency as f64);
+        set(Metric::RecencyDays, &|| a.recency as f64);
+        set(Metric::DaysSinceLast, &|| a.recency as f64);
     }
-    set(&mut v, Metric::Frequency, a.freq as f64);
-    set(&mut v, Metric::Monetary, money_f(a.money));
-    set(&mut v, Metric::Active, if active { 1.0 } else { 0.0 });
+    set(Metric::Frequency, &|| a.freq as f64);
+    set(Metric::Monetary, &|| money_f(a.money));
+    set(Metric::Active, &|| if active { 1.0 } else { 0.0 });
     if let Some((p_alive, value)) = clv {
-        set(&mut v, Metric::PAlive, p_alive);
+        set(Metric::PAlive, &|| p_alive);
         if let Some(value) = value {
-            set(&mut v, Metric::Clv, value);
+            set(Metric::Clv, &|| value);
         }
     }
     if let Some(s) = sc {
-        set(&mut v, Metric::R, s[0] as f64);
-        set(&mut v, Metric::F, s[1] as f64);
-        set(&mut v, Metric::M, s[2] as f64);
-        set(&mut v, Metric::Fm, (s[1] + s[2]).div_ceil(2) as f64);
+        set(Metric::R, &|| s[0] as f64);
+        set(Metric::F, &|| s[1] as f64);
+        set(Metric::M, &|| s[2] as f64);
+        set(Metric::Fm, &|| (s[1] + s[2]).div_ceil(2) as f64);
     }
     if let (Some(x), Some(d)) = (x, d) {
-        let purchases = money_f(x.purchases);
-        let returned = money_sub(to_money(x.purchases), to_money(a.money)).to_f64();
+        let purchases = || money_f(x.purchases);
+        let returned = || money_sub(to_money(x.purchases), to_money(a.money)).to_f64();
         if a.freq > 0 {
-            set(&mut v, Metric::Aov, purchases / a.freq as f64);
+            set(Metric::Aov, &|| purchases() / a.freq as f64);
         }
-        set(&mut v, Metric::Returns, x.returns as f64);
-        set(&mut v, Metric::ReturnAmount, returned);
-        let rate = if purchases > 0.0 {
-            returned / purchases
-        } else {
-            0.0
-        };
-        set(&mut v, Metric::ReturnRate, rate);
-        set(&mut v, Metric::TenureDays, d.0 as f64);
-        set(&mut v, Metric::DaysSinceLast, d.1 as f64);
-        set(
-            &mut v,
-            Metric::LifetimeOrders,
-            a.freq as f64 + x.orders_before as f64,
-        );
-        let lifetime = money_add(to_money(a.money), to_money(x.before));
-        set(&mut v, Metric::LifetimeValue, lifetime.to_f64());
+        set(Metric::Returns, &|| x.returns as f64);
+        set(Metric::ReturnAmount, &returned);
+        set(Metric::ReturnRate, &|| {
+            let p = purchases();
+            if p > 0.0 {
+                returned() / p
+            } else {
+                0.0
+            }
+        });
+        set(Metric::TenureDays, &|| d.0 as f64);
+        set(Metric::DaysSinceLast, &|| d.1 as f64);
+        set(Metric::LifetimeOrders, &|| {
+            a.freq as f64 + x.orders_before as f64
+        });
+        set(Metric::LifetimeValue, &|| {
+            money_add(to_money(a.money), to_money(x.before)).to_f64()
+        });
     }
     Values(v)
 }

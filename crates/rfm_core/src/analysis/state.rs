@@ -136,10 +136,17 @@ impl At {
 /// doubling), and a table of 12-byte [`At`] slots finds them. Only that table is copied when
 /// it grows: with its old and new slots together, a large state peaks at about 110 bytes a
 /// customer at most, against up to 220 for the entries in the table itself.
+///
+/// A state read back from its serialized form, or merged from such states, is a *sorted
+/// run*: its entries are in [`wide_order`] and it has no index (`index` is empty and
+/// `sorted` is set). Two sorted runs merge in one pass over both, without a lookup; the
+/// index is built only if rows are added to such a state.
 #[derive(Default)]
 pub(super) struct WideTable {
     index: HashTable<At>,
     chunks: Vec<Vec<Wide>>,
+    len: usize,
+    sorted: bool,
 }
 
 fn chunk_bytes(chunks: &Vec<Vec<Wide>>) -> usize {
@@ -168,7 +175,32 @@ fn push_chunk(chunks: &mut Vec<Vec<Wide>>, idx: usize, w: Wide, others: usize, p
 
 impl WideTable {
     pub(super) fn len(&self) -> usize {
-        self.index.len()
+        self.len
+    }
+
+    /// Whether the entries are a sorted run (see [`WideTable`]); an empty table is one.
+    fn is_run(&self) -> bool {
+        self.sorted || self.len == 0
+    }
+
+    /// Builds the index of a sorted run, so that rows can be added to it.
+    fn build_index(&mut self, arena: &[u8], text: bool, hasher: &foldhash::fast::FixedState) {
+        if !self.sorted {
+            return;
+        }
+        let WideTable { index, chunks, .. } = self;
+        let hash = |k: u64| hash_key(hasher, stored_key(arena, text, k));
+        index.reserve(self.len, |a| hash(a.key()));
+        for (i, w) in chunks.iter().flatten().enumerate() {
+            let k = w.base.key;
+            let at = At {
+                key_lo: k as u32,
+                key_hi: (k >> 32) as u32,
+                idx: i as u32,
+            };
+            index.insert_unique(hash(k), at, |a| hash(a.key()));
+        }
+        self.sorted = false;
     }
 
     fn allocation_size(&self) -> usize {
@@ -181,6 +213,10 @@ impl WideTable {
 
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut Wide> {
         self.chunks.iter_mut().flatten()
+    }
+
+    fn entry(&self, i: usize) -> &Wide {
+        &self.chunks[i / CHUNK][i % CHUNK]
     }
 
     fn entry_mut(&mut self, i: usize) -> &mut Wide {
@@ -204,9 +240,83 @@ impl WideTable {
 
     /// The entries by value: the index is freed first, then each chunk once it is read.
     pub(super) fn into_entries(self) -> impl Iterator<Item = Wide> {
-        let WideTable { index, chunks } = self;
+        let WideTable { index, chunks, .. } = self;
         drop(index);
         chunks.into_iter().flatten()
+    }
+}
+
+/// The order of the entries of a sorted run: by the key's bits for a bigint key; for a text
+/// key by its hash, then its bytes. [`order_prefix`] is the first part.
+fn order_prefix(hasher: &foldhash::fast::FixedState, arena: &[u8], text: bool, key: u64) -> u64 {
+    if text {
+        hash_key(hasher, stored_key(arena, text, key))
+    } else {
+        key
+    }
+}
+
+/// Compares two stored keys (with their [`order_prefix`]) in the order of sorted runs.
+#[inline]
+fn wide_order(
+    text: bool,
+    (pa, ka, arena_a): (u64, u64, &[u8]),
+    (pb, kb, arena_b): (u64, u64, &[u8]),
+) -> std::cmp::Ordering {
+    pa.cmp(&pb).then_with(|| {
+        if text {
+            stored_key_bytes(arena_a, ka).cmp(stored_key_bytes(arena_b, kb))
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    })
+}
+
+/// The bytes of a stored text key.
+fn stored_key_bytes(arena: &[u8], key: u64) -> &[u8] {
+    let off = (key >> 32) as usize;
+    let len = (key & 0xFFFF_FFFF) as usize;
+    &arena[off..off + len]
+}
+
+/// Builds the chunks of a table of `n` entries known in advance, one entry at a time.
+struct ChunkWriter {
+    chunks: Vec<Vec<Wide>>,
+    left: usize,
+}
+
+impl ChunkWriter {
+    /// For at most `n` entries: chunks are allocated as they fill, none larger than needed
+    /// for `n`.
+    fn new(n: usize) -> Self {
+        ChunkWriter {
+            chunks: Vec::with_capacity(n.div_ceil(CHUNK)),
+            left: n,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, w: Wide) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < c.capacity() => c.push(w),
+            _ => {
+                let mut c = Vec::with_capacity(self.left.clamp(1, CHUNK));
+                c.push(w);
+                self.chunks.push(c);
+            }
+        }
+        self.left = self.left.saturating_sub(1);
+    }
+
+    /// The table of the entries pushed, in the order pushed (a sorted run).
+    fn finish(self) -> WideTable {
+        let len = self.chunks.iter().map(Vec::len).sum();
+        WideTable {
+            index: HashTable::new(),
+            chunks: self.chunks,
+            len,
+            sorted: true,
+        }
     }
 }
 
@@ -425,7 +535,10 @@ fn wide_find(
         hasher,
         text,
     } = keys;
-    let WideTable { index, chunks } = table;
+    table.build_index(arena, text, hasher);
+    let WideTable {
+        index, chunks, len, ..
+    } = table;
     if index.len() == index.capacity() {
         // the index is full and grows now; the entries stay where they are
         let before = index.allocation_size() + chunk_bytes(chunks) + arena.capacity();
@@ -468,6 +581,7 @@ fn wide_find(
                 others,
                 peak,
             );
+            *len += 1;
             Ok(customers)
         }
     }
@@ -916,6 +1030,14 @@ impl State {
         self.unkeyed_money = add_money(exact, self.unkeyed_money, other.unkeyed_money)?;
         self.rows_after += other.rows_after;
         self.newest = self.newest.max(other.newest);
+        if let (Tables::Wide(mine), Tables::Wide(theirs)) = (&mut self.table, &mut other.table) {
+            if mine.is_run() && theirs.is_run() {
+                let (mine, theirs) = (std::mem::take(mine), std::mem::take(theirs));
+                let merged = self.merge_runs(mine, theirs, &other.arena)?;
+                self.table = Tables::Wide(merged);
+                return Ok(());
+            }
+        }
         let State {
             table,
             arena,
@@ -968,11 +1090,91 @@ impl State {
         Ok(())
     }
 
+    /// Merges two sorted runs (see [`WideTable`]) in one pass: `mine` is this state's
+    /// table, `theirs` another state's, whose text keys are in `their_arena`. Each input
+    /// chunk is freed once it is read; the customers only `theirs` has get their text key
+    /// appended to this state's arena.
+    fn merge_runs(
+        &mut self,
+        mine: WideTable,
+        theirs: WideTable,
+        their_arena: &[u8],
+    ) -> Result<WideTable> {
+        let exact = self.exact();
+        let text = self.text_keys;
+        let max = self.max_customers;
+        let (n_mine, n_theirs) = (mine.len(), theirs.len());
+        let before = mine.allocation_size() + theirs.allocation_size() + self.arena.capacity();
+        let State { arena, hasher, .. } = self;
+        let mut out = ChunkWriter::new(n_mine + n_theirs);
+        let (mut a, mut b) = (mine.into_entries(), theirs.into_entries());
+        let prefix = |arena: &[u8], w: &Wide| order_prefix(hasher, arena, text, w.base.key);
+        let mut next_a = |arena: &[u8]| a.next().map(|w| (prefix(arena, &w), w));
+        let mut next_b = || b.next().map(|w| (prefix(their_arena, &w), w));
+        let (mut x, mut y) = (next_a(arena), next_b());
+        let mut n = 0usize;
+        loop {
+            let ord = match (&x, &y) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((pa, wa)), Some((pb, wb))) => wide_order(
+                    text,
+                    (*pa, wa.base.key, arena),
+                    (*pb, wb.base.key, their_arena),
+                ),
+            };
+            let w = match ord {
+                std::cmp::Ordering::Less => {
+                    let (_, w) = x.take().expect("compared");
+                    x = next_a(arena);
+                    w
+                }
+                std::cmp::Ordering::Equal => {
+                    let (_, mut w) = x.take().expect("compared");
+                    let (_, o) = y.take().expect("compared");
+                    merge_entry(&mut w.base, &o.base, exact)?;
+                    merge_extra(&mut w.x, &o.x, exact)?;
+                    x = next_a(arena);
+                    y = next_b();
+                    w
+                }
+                std::cmp::Ordering::Greater => {
+                    let (_, mut o) = y.take().expect("compared");
+                    if text {
+                        let key = Key::Text(stored_key_bytes(their_arena, o.base.key));
+                        o.base.key = store_key(arena, key, n)?;
+                    }
+                    y = next_b();
+                    o
+                }
+            };
+            if n >= max {
+                return Err(customer_limit(max));
+            }
+            out.push(w);
+            n += 1;
+        }
+        let merged = out.finish();
+        // at worst, both inputs and the output together
+        self.peak_bytes = self
+            .peak_bytes
+            .max(before + merged.allocation_size() + self.arena.capacity());
+        Ok(merged)
+    }
+
     /// Serialized state (version [`STATE_VERSION`]); pending rows are added first.
     pub fn serialize(&mut self) -> Result<Vec<u8>> {
+        self.serialize_into(Vec::new())
+    }
+
+    /// [`State::serialize`], appended to `out`: a large state is written once, not copied
+    /// after what goes before it.
+    pub fn serialize_into(&mut self, out: Vec<u8>) -> Result<Vec<u8>> {
         self.flush()?;
         let per = if self.wide() { 64 } else { 24 };
-        let mut w = Writer::new(STATE_VERSION, 64 + self.len() * per + self.arena.len());
+        let size = 64 + self.len() * per + self.arena.len();
+        let mut w = Writer::append_to(out, STATE_VERSION, size);
         self.config.write(&mut w);
         w.u8(self.text_keys as u8);
         match self.money {
@@ -1001,14 +1203,47 @@ impl State {
         match &self.table {
             Tables::Narrow(t) => t.iter().for_each(|e| entry(&mut w, e)),
             Tables::Wide(t) => {
-                for e in t.iter() {
-                    entry(&mut w, &e.base);
+                let wide = |w: &mut Writer, e: &Wide| {
+                    entry(w, &e.base);
                     w.i64(e.x.purchases);
                     w.i64(e.x.before);
                     w.i64(e.x.first);
                     w.i64(e.x.latest);
                     w.u32(e.x.returns);
                     w.u32(e.x.orders_before);
+                };
+                // as a sorted run, so that the states of a parallel plan merge in one pass
+                if t.is_run() {
+                    t.iter().for_each(|e| wide(&mut w, e));
+                } else {
+                    let (text, arena) = (self.text_keys, &self.arena[..]);
+                    let mut order: Vec<(u64, u32)> = t
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| {
+                            (
+                                order_prefix(&self.hasher, arena, text, e.base.key),
+                                i as u32,
+                            )
+                        })
+                        .collect();
+                    if text {
+                        let key = |i: u32| t.entry(i as usize).base.key;
+                        order.sort_unstable_by(|a, b| {
+                            wide_order(text, (a.0, key(a.1), arena), (b.0, key(b.1), arena))
+                        });
+                    } else {
+                        // distinct keys: the prefix is the key
+                        order.sort_unstable_by_key(|a| a.0);
+                    }
+                    // the entries are read in a random order: fetched a few ahead
+                    const AHEAD: usize = 16;
+                    for (j, &(_, i)) in order.iter().enumerate() {
+                        if let Some(&(_, next)) = order.get(j + AHEAD) {
+                            t.prefetch(next as usize);
+                        }
+                        wide(&mut w, t.entry(i as usize));
+                    }
                 }
             }
         }
@@ -1077,32 +1312,46 @@ impl State {
                 }
             }
             Tables::Wide(t) => {
-                t.index.reserve(n, |_| 0);
-                let mut peak = 0;
-                for i in 0..n {
-                    let base = read_entry(&mut r, text_keys, arena)?;
-                    let x = Extra {
-                        purchases: r.i64()?,
-                        before: r.i64()?,
-                        first: r.i64()?,
-                        latest: r.i64()?,
-                        returns: r.u32()?,
-                        orders_before: r.u32()?,
+                // a sorted run: strictly increasing keys, checked entry by entry, and no
+                // index (see WideTable)
+                let mut out = ChunkWriter::new(n);
+                let mut prev: Option<(u64, u64)> = None;
+                // n 64-byte entries: checked to be there by the count above
+                let entries = r.take_bytes(n.checked_mul(64)?)?;
+                for e in entries.chunks_exact(64) {
+                    let u64_at = |i: usize| u64::from_le_bytes(e[i..i + 8].try_into().unwrap());
+                    let u32_at = |i: usize| u32::from_le_bytes(e[i..i + 4].try_into().unwrap());
+                    let base = Entry {
+                        key: u64_at(0),
+                        money: u64_at(8) as i64,
+                        last: u32_at(16),
+                        freq: u32_at(20),
                     };
-                    let hash = hash_key(hasher, key_of(arena, text_keys, &base));
-                    let stored = base.key;
-                    let idx = u32::try_from(i).ok()?;
-                    push_chunk(&mut t.chunks, i, Wide { base, x }, 0, &mut peak);
-                    t.index.insert_unique(
-                        hash,
-                        At {
-                            key_lo: stored as u32,
-                            key_hi: (stored >> 32) as u32,
-                            idx,
-                        },
-                        |a| hash_key(hasher, stored_key(arena, text_keys, a.key())),
-                    );
+                    if text_keys {
+                        let (off, len) = ((base.key >> 32) as usize, base.key & 0xFFFF_FFFF);
+                        if off.checked_add(len as usize)? > arena.len() {
+                            return None;
+                        }
+                    }
+                    let x = Extra {
+                        purchases: u64_at(24) as i64,
+                        before: u64_at(32) as i64,
+                        first: u64_at(40) as i64,
+                        latest: u64_at(48) as i64,
+                        returns: u32_at(56),
+                        orders_before: u32_at(60),
+                    };
+                    let p = order_prefix(hasher, arena, text_keys, base.key);
+                    if let Some((pp, pk)) = prev {
+                        let a = (pp, pk, &arena[..]);
+                        if wide_order(text_keys, a, (p, base.key, arena)).is_ge() {
+                            return None;
+                        }
+                    }
+                    prev = Some((p, base.key));
+                    out.push(Wide { base, x });
                 }
+                *t = out.finish();
             }
         }
         r.end()?;
@@ -1112,7 +1361,7 @@ impl State {
 
 /// Version 4: 24-byte entries, the latest purchase as a stamp, or 64-byte entries with the
 /// full customer metrics; the options carry the scheme (a user's with its document).
-const STATE_VERSION: u8 = 4;
+const STATE_VERSION: u8 = 5;
 
 fn too_many_rows() -> RfmError {
     RfmError::new(
@@ -1254,6 +1503,132 @@ mod tests {
             assert_eq!(merged.len(), n as usize);
             let bytes = finalize(whole, &d).unwrap();
             assert_eq!(bytes, finalize(merged, &d).unwrap());
+        }
+    }
+
+    /// A lifecycle state of `n` customers from rows `i` with `pick(i)`, text or bigint keys.
+    fn lifecycle_rows(text: bool, exact: bool, n: i64, pick: impl Fn(i64) -> bool) -> State {
+        let mut c = config(Method::Quantile);
+        c.metrics = true;
+        c.scheme = Some(crate::scheme::Segmenter::builtin("lifecycle").unwrap());
+        let mut s = State::new(c, text, exact);
+        for i in (0..4 * n).filter(|&i| pick(i)) {
+            let k = (i * 7919) % n;
+            let t = 100 * DAY - (i * 104729 % 900) * DAY;
+            let units = (i * 31 % 200) as i128 - 10;
+            let name = format!("c{k}");
+            let key = if text {
+                Key::Text(name.as_bytes())
+            } else {
+                Key::Int(k - n / 2) // negative keys too
+            };
+            if exact {
+                s.add_exact(key, t, dec(units, 2)).unwrap();
+            } else {
+                s.add_float(key, t, units as f64 / 100.0).unwrap();
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn sorted_runs_merge_in_any_order_like_one_state() {
+        for (text, exact) in [(false, true), (true, true), (false, false), (true, false)] {
+            let n = CHUNK as i64 + 333;
+            let d = days(&lifecycle_rows(text, exact, 1, |_| false).config);
+            let whole = finalize(lifecycle_rows(text, exact, n, |_| true), &d).unwrap();
+            // three parts of the rows, read back as sorted runs
+            let parts: Vec<Vec<u8>> = (0..3)
+                .map(|p| {
+                    let mut s = lifecycle_rows(text, exact, n, |i| i % 3 == p);
+                    s.serialize().unwrap()
+                })
+                .collect();
+            for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+                let mut merged = State::deserialize(&parts[order[0]]).unwrap();
+                for &p in &order[1..] {
+                    let run = State::deserialize(&parts[p]).unwrap();
+                    assert!(matches!(&run.table, Tables::Wide(t) if t.is_run()));
+                    merged.merge(run).unwrap();
+                }
+                // a merged run serializes as it is, and reads back the same
+                let again = State::deserialize(&merged.serialize().unwrap()).unwrap();
+                let out = finalize(again, &d).unwrap();
+                if exact {
+                    assert!(out == whole, "text {text}, order {order:?}");
+                } else {
+                    let (a, b) = (
+                        Analysis::deserialize(&out, true).unwrap(),
+                        Analysis::deserialize(&whole, true).unwrap(),
+                    );
+                    assert_eq!(a.customers.len(), b.customers.len());
+                    assert_eq!(a.overview.active_customers, b.overview.active_customers);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_can_be_added_to_a_merged_run() {
+        let n = 500;
+        let d = days(&lifecycle_rows(false, true, 1, |_| false).config);
+        let whole = finalize(lifecycle_rows(false, true, n, |_| true), &d).unwrap();
+        let mut a = lifecycle_rows(false, true, n, |i| i % 2 == 0);
+        let mut b = lifecycle_rows(false, true, n, |i| i % 2 == 1 && i < 3 * n);
+        let mut merged = State::deserialize(&a.serialize().unwrap()).unwrap();
+        merged
+            .merge(State::deserialize(&b.serialize().unwrap()).unwrap())
+            .unwrap();
+        // the rows b left out (as lifecycle_rows makes them), added to the merged run: its
+        // index is built first
+        for i in (3 * n..4 * n).filter(|i| i % 2 == 1) {
+            let k = (i * 7919) % n;
+            let t = 100 * DAY - (i * 104729 % 900) * DAY;
+            let units = (i * 31 % 200) as i128 - 10;
+            merged
+                .add_exact(Key::Int(k - n / 2), t, dec(units, 2))
+                .unwrap();
+        }
+        merged.flush().unwrap();
+        assert!(matches!(&merged.table, Tables::Wide(t) if !t.is_run()));
+        assert_eq!(finalize(merged, &d).unwrap(), whole);
+    }
+
+    #[test]
+    fn the_customer_limit_holds_when_runs_merge() {
+        let n = 300;
+        let mut a = lifecycle_rows(false, true, n, |i| i % 2 == 0);
+        let mut b = lifecycle_rows(false, true, n, |i| i % 2 == 1);
+        let (a, b) = (a.serialize().unwrap(), b.serialize().unwrap());
+        let mut merged = State::deserialize(&a).unwrap();
+        merged.max_customers = n as usize;
+        merged.merge(State::deserialize(&b).unwrap()).unwrap();
+        assert_eq!(merged.len(), n as usize);
+        let mut merged = State::deserialize(&a).unwrap();
+        merged.max_customers = n as usize - 1;
+        let err = merged.merge(State::deserialize(&b).unwrap()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProgramLimit);
+    }
+
+    #[test]
+    fn a_run_out_of_order_or_with_a_key_twice_is_rejected() {
+        for text in [false, true] {
+            let mut s = lifecycle_rows(text, true, 3, |_| true);
+            let bytes = s.serialize().unwrap();
+            assert!(State::deserialize(&bytes).is_some());
+            // the three 64-byte entries end the state
+            let at = bytes.len() - 3 * 64;
+            let entry = |i: usize| at + i * 64..at + (i + 1) * 64;
+            let mut swapped = bytes.clone();
+            swapped[entry(0)].copy_from_slice(&bytes[entry(1)]);
+            swapped[entry(1)].copy_from_slice(&bytes[entry(0)]);
+            assert!(
+                State::deserialize(&swapped).is_none(),
+                "text {text}: swapped"
+            );
+            let mut twice = bytes.clone();
+            twice[entry(2)].copy_from_slice(&bytes[entry(1)]);
+            assert!(State::deserialize(&twice).is_none(), "text {text}: twice");
         }
     }
 
