@@ -73,7 +73,7 @@ impl ClvPart {
 }
 
 /// The first instant of local day `d` (days since 2000-01-01) in the session time zone.
-fn local_midnight(d: i32) -> Result<i64, RfmError> {
+pub(crate) fn local_midnight(d: i32) -> Result<i64, RfmError> {
     if !(-2_451_545..=107_000_000).contains(&d) {
         return Err(RfmError::out_of_range("ordered_at is out of range"));
     }
@@ -414,7 +414,7 @@ fn parse_clv(v: &Value) -> Option<analysis::ClvOptions> {
 }
 
 /// Whether an `as_of` text is a bare date (`2025-12-31`).
-fn is_bare_date(s: &str) -> bool {
+pub(crate) fn is_bare_date(s: &str) -> bool {
     let b = s.trim().as_bytes();
     b.len() == 10
         && b.iter().enumerate().all(|(i, c)| match i {

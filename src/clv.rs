@@ -4,12 +4,13 @@
 //! arguments straight from `fcinfo`; the models live in `rfm_core::clv`.
 
 use crate::analyze::{
-    aggregate_context, arg, max_customers, option_error, option_number, options_differ,
+    aggregate_context, arg, is_bare_date, local_midnight, max_customers, option_error,
+    option_number, options_differ,
 };
 use crate::errors::{raise, OrRaise};
 use crate::text::{self, jsonb_value, varlena_bytes, ServerText};
 use pgrx::prelude::*;
-use pgrx::{direct_function_call, Internal, IntoDatum, PgMemoryContexts};
+use pgrx::{Internal, PgMemoryContexts};
 use rfm_core::analysis::Key;
 use rfm_core::clv::{self, ClvConfig, ClvModel, LocalDays, Summary, DAY_MICROS};
 use rfm_core::codec::Reader;
@@ -32,22 +33,6 @@ pub struct ClvState {
     as_of_given: bool,
     /// Whether the amount argument is `numeric` (else `double precision`).
     numeric_amounts: bool,
-}
-
-/// The first instant of local day `d` (days since 2000-01-01) in the session time zone.
-fn midnight(d: i32) -> Result<i64, RfmError> {
-    // days that a date holds (4713 BC on) and a timestamp can reach (294276 AD)
-    if !(-2_451_545..=107_000_000).contains(&d) {
-        return Err(RfmError::out_of_range("ordered_at is out of range"));
-    }
-    // SAFETY: `d` is a valid date (checked above); date_timestamptz of a valid date either
-    // returns a timestamp or raises PostgreSQL's own out-of-range error
-    let ts: Option<TimestampWithTimeZone> = unsafe {
-        let date = Date::from_pg_epoch_days(d);
-        direct_function_call(pg_sys::date_timestamptz, &[date.into_datum()])
-    };
-    ts.map(|t| t.into_inner())
-        .ok_or_else(|| RfmError::out_of_range("ordered_at is out of range"))
 }
 
 fn local_day(ts: i64) -> i32 {
@@ -93,7 +78,7 @@ fn parse_options(options: &Value) -> (ClvConfig, bool) {
                 raise(RfmError::out_of_range("option \"as_of\" must be finite"));
             }
             let day = d.to_pg_epoch_days();
-            (midnight(day + 1).or_raise() - 1, day)
+            (local_midnight(day + 1).or_raise() - 1, day)
         }
         Some(s) => {
             let t = s.parse::<TimestampWithTimeZone>().unwrap_or_else(|_| {
@@ -150,18 +135,6 @@ fn parse_options(options: &Value) -> (ClvConfig, bool) {
     };
     config.validate().or_raise();
     (config, as_of_text.is_some())
-}
-
-fn is_bare_date(s: &str) -> bool {
-    let b = s.trim().as_bytes();
-    b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                *c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        })
 }
 
 /// The transition function of every `rfm.clv_fit` signature.
@@ -227,7 +200,7 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         if ts > s.summary.config.as_of || amount < 0.0 {
             return state;
         }
-        let day = s.days.day_of(ts, midnight).or_raise();
+        let day = s.days.day_of(ts, local_midnight).or_raise();
         let text_key;
         let key = if s.summary.text_keys() {
             text_key = text::to_utf8(varlena_bytes(key));
