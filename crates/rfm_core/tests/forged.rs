@@ -5,58 +5,16 @@
 use rfm_core::analysis::{finalize, Analysis, Config, Days, Key, Method, State};
 use rfm_core::numeric::Decimal;
 use rfm_core::{abc, scheme};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-struct Counting;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Whether this thread's allocations are measured: only the test's own, so that the
-    /// test harness (other threads printing or collecting results) cannot count.
-    static MEASURED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn measured() -> bool {
-    MEASURED.try_with(|m| m.get()).unwrap_or(false)
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if measured() {
-            LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        }
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if measured() {
-            LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// The tests measure one global figure: they run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+mod common;
+use common::{largest_allocation, SERIAL};
 
 /// Runs `f` and asserts that no single allocation exceeded `limit` bytes and that it took
 /// less than a second.
 fn bounded<T>(limit: usize, f: impl FnOnce() -> T) -> T {
-    LARGEST.store(0, Ordering::Relaxed);
-    MEASURED.with(|m| m.set(true));
     let start = Instant::now();
-    let out = f();
-    MEASURED.with(|m| m.set(false));
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let (out, largest) = largest_allocation(f);
     assert!(largest <= limit, "allocated {largest} bytes at once");
     assert!(
         start.elapsed() < Duration::from_secs(1),
