@@ -82,8 +82,15 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
 /// # Safety
 /// `d` must be a non-NULL varlena datum that lives as long as the slice is used.
 pub unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
-    let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-    pgrx::varlena::varlena_to_byte_slice(p)
+    let p: *mut pg_sys::varlena = d.cast_mut_ptr();
+    // what pg_detoast_datum_packed does first, without a call into the server for every
+    // row: a value stored inline and not compressed is read where it is
+    if pgrx::varlena::varatt_is_4b_c(p) || pgrx::varlena::varatt_is_1b_e(p) {
+        let p = pg_sys::pg_detoast_datum_packed(p);
+        pgrx::varlena::varlena_to_byte_slice(p)
+    } else {
+        pgrx::varlena::varlena_to_byte_slice(p)
+    }
 }
 
 /// SQL `text` as UTF-8 in Rust, converted from and to the server encoding.

@@ -4,7 +4,8 @@
 //!     cargo run --release --example wide_merge [customers] [rows] [parts]
 //!
 //! Each of `parts` partial states gets every `parts`-th of `rows` generated rows over
-//! `customers` customers (numeric amounts, two years of rows, the lifecycle scheme).
+//! `customers` customers (numeric amounts, two years of rows, the lifecycle scheme; with
+//! `NARROW=1` in the environment the standard scheme and plain states).
 
 use rfm_core::analysis::{finalize, Config, Days, Key, Method, State};
 use rfm_core::numeric::Decimal;
@@ -14,14 +15,17 @@ use std::time::Instant;
 const DAY: i64 = 86_400_000_000;
 
 fn config() -> Config {
+    let narrow = std::env::var_os("NARROW").is_some();
     Config {
         as_of: 800 * DAY,
         as_of_default: false,
         window_start: 800 * DAY - 365 * DAY,
         period: "12 months".into(),
         buckets: 5,
-        scheme: Some(scheme::Segmenter::builtin("lifecycle").unwrap()),
-        metrics: true,
+        scheme: Some(
+            scheme::Segmenter::builtin(if narrow { "standard" } else { "lifecycle" }).unwrap(),
+        ),
+        metrics: !narrow,
         method: Method::Quantile,
         fixed: None,
         abc_shares: abc::DEFAULT_SHARES.to_vec(),

@@ -50,6 +50,20 @@ fn money_add(a: Money, b: Money) -> Money {
     }
 }
 
+/// Asks the CPU to fetch what `p` points to into its cache, without waiting for it.
+#[inline]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that reads and writes nothing; it cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (p as *const T).cast(),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Float bits mapped to integers in the order of `f64::total_cmp`.
 fn float_order(bits: i64) -> i64 {
     bits ^ (((bits >> 63) as u64) >> 1) as i64
@@ -173,15 +187,55 @@ fn sort_int_keys<T>(v: &mut [T], act: impl Fn(&T) -> &Act, ord_money: impl Fn(i6
             active += 1;
         }
     }
-    const SIGN: u64 = 1 << 63;
     let key = |t: &T| {
         let a = act(t);
-        let money = !((ord_money(a.money) as u64) ^ SIGN); // highest first
-        ((money as u128) << 64) | ((a.key ^ SIGN) as u128)
+        ((money_key(ord_money(a.money)) as u128) << 64) | ((a.key ^ SIGN) as u128)
     };
     let (front, back) = v.split_at_mut(active);
     front.sort_unstable_by_key(key);
     back.sort_unstable_by_key(key);
+}
+
+const SIGN: u64 = 1 << 63;
+
+/// An amount (as `ord_money` gives it) as a number that sorts the highest first.
+#[inline]
+fn money_key(m: i64) -> u64 {
+    !((m as u64) ^ SIGN)
+}
+
+/// The order of the value for customers that are in key order already (read from merged
+/// runs): active ones first, then by monetary, highest first; equals keep their order,
+/// which is the key's. The places of the customers, sorted by a stable radix sort on
+/// 16-byte (monetary, place) pairs rather than on the customers themselves.
+fn money_order(act: &[Act], ord_money: impl Fn(i64) -> i64) -> Vec<u32> {
+    let pair = |(i, a): (usize, &Act)| (money_key(ord_money(a.money)), i as u32);
+    let mut order: Vec<(u64, u32)> = Vec::with_capacity(act.len());
+    order.extend(act.iter().enumerate().filter(|(_, a)| a.freq > 0).map(pair));
+    let active = order.len();
+    order.extend(
+        act.iter()
+            .enumerate()
+            .filter(|(_, a)| a.freq == 0)
+            .map(pair),
+    );
+    let (front, back) = order.split_at_mut(active);
+    radsort::sort_by_key(front, |p| p.0);
+    radsort::sort_by_key(back, |p| p.0);
+    order.into_iter().map(|p| p.1).collect()
+}
+
+/// `v` in the order of `places`; the reads are at random, so fetched a few ahead.
+fn gather<T: Copy>(v: &[T], places: &[u32]) -> Vec<T> {
+    const AHEAD: usize = 16;
+    let mut out = Vec::with_capacity(places.len());
+    for (j, &i) in places.iter().enumerate() {
+        if let Some(&next) = places.get(j + AHEAD) {
+            prefetch(&v[next as usize]);
+        }
+        out.push(v[i as usize]);
+    }
+    out
 }
 
 /// Collects the customers the analysis outputs (active ones, or with population `all` every
@@ -200,56 +254,107 @@ struct Collected {
 
 /// Whether a customer is output: active, or (population `all`) with a purchase at or
 /// before `as_of`.
-fn is_out<T: Slot>(t: &T, all: bool) -> bool {
-    t.base().freq > 0 || (all && t.extra().is_some_and(|x| x.orders_before > 0))
+fn is_out(e: &Entry, x: Option<&Extra>, all: bool) -> bool {
+    e.freq > 0 || (all && x.is_some_and(|x| x.orders_before > 0))
 }
 
-/// Copies the customers out of the state's table: `n` of its `len` entries are output
-/// (counted beforehand with [`is_out`]); `entries` gives them by value, so that a table can
-/// be freed while it is read.
-fn collect<T: Slot>(
-    len: usize,
-    n: usize,
-    entries: impl Iterator<Item = T>,
+/// What [`Collected`] is built with.
+struct CollectOptions<R: Fn(&Entry) -> u32> {
     all: bool,
     keep_excluded: bool,
     exact: bool,
-    recency: impl Fn(&Entry) -> u32,
-) -> Result<Collected> {
-    let out = |t: &T| is_out(t, all);
-    let wide = T::fresh(0, 0).extra().is_some();
-    let mut c = Collected {
-        act: Vec::with_capacity(n),
-        xs: Vec::with_capacity(if wide { n } else { 0 }),
-        excluded: (len - n) as i64,
-        excluded_money: if exact { 0 } else { 0f64.to_bits() as i64 },
-        return_only_rows: 0,
-        excluded_keys: Vec::new(),
-    };
-    for t in entries {
-        let t = &t;
-        let e = t.base();
-        if e.freq == 0 {
-            c.return_only_rows += e.last as u64;
-        }
-        if !out(t) {
-            c.excluded_money = add_money(exact, c.excluded_money, e.money)?;
-            if keep_excluded {
-                c.excluded_keys.push(e.key);
-            }
-            continue;
-        }
-        c.act.push(Act {
-            key: e.key,
-            money: e.money,
-            recency: if e.freq > 0 { recency(e) } else { 0 },
-            freq: e.freq,
-        });
-        if let Some(x) = t.extra() {
-            c.xs.push(*x);
+    recency: R,
+}
+
+impl Collected {
+    fn new(exact: bool, capacity: usize, wide: bool) -> Collected {
+        Collected {
+            act: Vec::with_capacity(capacity),
+            xs: Vec::with_capacity(if wide { capacity } else { 0 }),
+            excluded: 0,
+            excluded_money: if exact { 0 } else { 0f64.to_bits() as i64 },
+            return_only_rows: 0,
+            excluded_keys: Vec::new(),
         }
     }
+
+    /// Counts one customer, and copies it out when the analysis outputs it.
+    #[inline]
+    fn add<R: Fn(&Entry) -> u32>(
+        &mut self,
+        e: &Entry,
+        x: Option<&Extra>,
+        o: &CollectOptions<R>,
+    ) -> Result<()> {
+        if e.freq == 0 {
+            self.return_only_rows += e.last as u64;
+        }
+        if !is_out(e, x, o.all) {
+            self.excluded += 1;
+            self.excluded_money = add_money(o.exact, self.excluded_money, e.money)?;
+            if o.keep_excluded {
+                self.excluded_keys.push(e.key);
+            }
+            return Ok(());
+        }
+        self.act.push(Act {
+            key: e.key,
+            money: e.money,
+            recency: if e.freq > 0 { (o.recency)(e) } else { 0 },
+            freq: e.freq,
+        });
+        if let Some(x) = x {
+            self.xs.push(*x);
+        }
+        Ok(())
+    }
+}
+
+/// Copies the customers out of the state's table: `n` of them are output (counted
+/// beforehand with [`is_out`]); `entries` gives them by value, so that a table can be
+/// freed while it is read.
+fn collect<T: Slot, R: Fn(&Entry) -> u32>(
+    n: usize,
+    entries: impl Iterator<Item = T>,
+    o: &CollectOptions<R>,
+) -> Result<Collected> {
+    let wide = T::fresh(0, 0).extra().is_some();
+    let mut c = Collected::new(o.exact, n, wide);
+    for t in entries {
+        c.add(t.base(), t.extra(), o)?;
+    }
     Ok(c)
+}
+
+/// Copies the customers out of a state that holds runs merged from other states: the
+/// table and every run read in one merge (see [`super::run`]), in run order. Text keys
+/// are copied to the arena returned.
+fn collect_merged<R: Fn(&Entry) -> u32>(
+    state: &State,
+    o: &CollectOptions<R>,
+) -> Result<(Collected, Vec<u8>)> {
+    let wide = state.wide();
+    let mut c = Collected::new(o.exact, state.largest_part(), wide);
+    let mut arena = Vec::new();
+    state.for_each_merged(|key, e, x| {
+        let mut e = *e;
+        if let super::Key::Text(t) = key {
+            if !is_out(&e, wide.then_some(x), o.all) && !o.keep_excluded {
+                e.key = 0; // not output: its key is not needed
+            } else {
+                e.key = ((arena.len() as u64) << 32) | t.len() as u64;
+                if arena.len() + t.len() > u32::MAX as usize {
+                    return Err(crate::error::RfmError::new(
+                        crate::error::ErrorKind::ProgramLimit,
+                        "the customer keys of the analysis do not fit in one value (1 GB)",
+                    ));
+                }
+                arena.extend_from_slice(t);
+            }
+        }
+        c.add(&e, wide.then_some(x), o)
+    })?;
+    Ok((c, arena))
 }
 
 /// Computes the analysis from a finished state and returns the `rfm.analysis` value. The
@@ -268,29 +373,55 @@ pub fn finalize_with(
     clv_lookup: Option<&super::ClvLookup>,
 ) -> Result<Vec<u8>> {
     state.flush()?;
-    let table = std::mem::replace(&mut state.table, Tables::Narrow(HashTable::new()));
     let (window_rows, base) = (state.window_rows, state.base);
     let (unkeyed_rows, unkeyed_money, rows_after) =
         (state.unkeyed_rows, state.unkeyed_money, state.rows_after);
-    let State {
-        config,
-        text_keys: text,
-        money: money_kind,
-        arena,
-        ..
-    } = state;
-    let exact_scale = match money_kind {
+    let exact_scale = match state.money {
         MoneyKind::Exact { scale } => Some(scale),
         MoneyKind::Float => None,
     };
+    let all = state.config.population() == Population::All;
+    let recency = |e: &Entry| (days.as_of_day - days.day_of(instant(base, e.last))).max(0) as u32;
+    let exact = exact_scale.is_some();
+    let o = CollectOptions {
+        all,
+        keep_excluded: state.config.keep_excluded,
+        exact,
+        recency,
+    };
+    // customers merged from other states (a parallel plan): read in one merge, in key order
+    let merged = if state.has_runs() {
+        Some(collect_merged(&state, &o)?)
+    } else {
+        None
+    };
+    let key_ordered = merged.is_some() && !state.text_keys;
+    let table = std::mem::replace(&mut state.table, Tables::Narrow(HashTable::new()));
+    let State {
+        config,
+        text_keys: text,
+        arena,
+        ..
+    } = state;
     let to_money = |m: i64| match exact_scale {
         Some(s) => Money::Exact(m as i128, s),
         None => Money::Float(f64::from_bits(m as u64)),
     };
     let money_f = |m: i64| to_money(m).to_f64();
-    let all = config.population() == Population::All;
-    let recency = |e: &Entry| (days.as_of_day - days.day_of(instant(base, e.last))).max(0) as u32;
-    let exact = exact_scale.is_some();
+    let (collected, arena) = match (merged, table) {
+        (Some(m), _) => m,
+        (None, Tables::Narrow(t)) => {
+            let n = t.iter().filter(|e| is_out(e, None, all)).count();
+            (collect(n, t.into_iter(), &o)?, arena)
+        }
+        (None, Tables::Wide(t)) => {
+            let n = t
+                .iter()
+                .filter(|w| is_out(&w.base, Some(&w.x), all))
+                .count();
+            (collect(n, t.into_entries(), &o)?, arena)
+        }
+    };
     let Collected {
         mut act,
         mut xs,
@@ -298,33 +429,7 @@ pub fn finalize_with(
         excluded_money,
         return_only_rows,
         mut excluded_keys,
-    } = match table {
-        Tables::Narrow(t) => {
-            let n = t.iter().filter(|t| is_out(*t, all)).count();
-            collect(
-                t.len(),
-                n,
-                t.into_iter(),
-                all,
-                config.keep_excluded,
-                exact,
-                recency,
-            )?
-        }
-        Tables::Wide(t) => {
-            let n = t.iter().filter(|t| is_out(*t, all)).count();
-            let len = t.len();
-            collect(
-                len,
-                n,
-                t.into_entries(),
-                all,
-                config.keep_excluded,
-                exact,
-                recency,
-            )?
-        }
-    };
+    } = collected;
     let wide = config.wide();
     // the rows of customers without purchases are returns only: they are not transactions
     let transactions = (window_rows - return_only_rows) as i64;
@@ -356,7 +461,13 @@ pub fn finalize_with(
             .then_with(|| ord_money(b.money).cmp(&ord_money(a.money)))
             .then_with(|| key_cmp(a, b))
     };
-    if !xs.is_empty() {
+    if key_ordered {
+        let places = money_order(&act, ord_money);
+        act = gather(&act, &places);
+        if !xs.is_empty() {
+            xs = gather(&xs, &places);
+        }
+    } else if !xs.is_empty() {
         // the customers with their place in `xs` (32 bytes, not 64 with the metrics), in
         // the same order as below; then the metrics follow them
         let mut tagged: Vec<(Act, u32)> = act.drain(..).zip(0u32..).collect();
@@ -366,7 +477,9 @@ pub fn finalize_with(
             sort_int_keys(&mut tagged, |t| &t.0, ord_money);
         }
         act.extend(tagged.iter().map(|t| t.0));
-        xs = tagged.iter().map(|t| xs[t.1 as usize]).collect();
+        let places: Vec<u32> = tagged.iter().map(|t| t.1).collect();
+        drop(tagged);
+        xs = gather(&xs, &places);
     } else if text {
         act.sort_unstable_by(order);
     } else {

@@ -10,6 +10,7 @@
 mod finalize;
 mod options;
 mod predict;
+mod run;
 mod state;
 mod value;
 

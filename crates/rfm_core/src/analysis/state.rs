@@ -2,6 +2,7 @@
 //! mergeable for parallel plans, and its serialized encoding.
 
 use super::options::{Config, MICROS};
+use super::run::{self, Run};
 use super::Key;
 use crate::codec::{Reader, Writer};
 use crate::error::{ErrorKind, Result, RfmError};
@@ -48,6 +49,18 @@ pub(super) struct Extra {
     pub(super) returns: u32,
     /// Purchases before the window.
     pub(super) orders_before: u32,
+}
+
+impl Extra {
+    /// The metrics of a customer without rows: what a plain entry has of them.
+    pub(super) const EMPTY: Extra = Extra {
+        purchases: 0,
+        before: 0,
+        first: i64::MAX,
+        latest: i64::MIN,
+        returns: 0,
+        orders_before: 0,
+    };
 }
 
 /// One customer with the full metrics: 64 bytes, one cache line, in a [`WideTable`].
@@ -137,16 +150,11 @@ impl At {
 /// it grows: with its old and new slots together, a large state peaks at about 110 bytes a
 /// customer at most, against up to 220 for the entries in the table itself.
 ///
-/// A state read back from its serialized form, or merged from such states, is a *sorted
-/// run*: its entries are in [`wide_order`] and it has no index (`index` is empty and
-/// `sorted` is set). Two sorted runs merge in one pass over both, without a lookup; the
-/// index is built only if rows are added to such a state.
 #[derive(Default)]
 pub(super) struct WideTable {
     index: HashTable<At>,
     chunks: Vec<Vec<Wide>>,
     len: usize,
-    sorted: bool,
 }
 
 fn chunk_bytes(chunks: &Vec<Vec<Wide>>) -> usize {
@@ -176,31 +184,6 @@ fn push_chunk(chunks: &mut Vec<Vec<Wide>>, idx: usize, w: Wide, others: usize, p
 impl WideTable {
     pub(super) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the entries are a sorted run (see [`WideTable`]); an empty table is one.
-    fn is_run(&self) -> bool {
-        self.sorted || self.len == 0
-    }
-
-    /// Builds the index of a sorted run, so that rows can be added to it.
-    fn build_index(&mut self, arena: &[u8], text: bool, hasher: &foldhash::fast::FixedState) {
-        if !self.sorted {
-            return;
-        }
-        let WideTable { index, chunks, .. } = self;
-        let hash = |k: u64| hash_key(hasher, stored_key(arena, text, k));
-        index.reserve(self.len, |a| hash(a.key()));
-        for (i, w) in chunks.iter().flatten().enumerate() {
-            let k = w.base.key;
-            let at = At {
-                key_lo: k as u32,
-                key_hi: (k >> 32) as u32,
-                idx: i as u32,
-            };
-            index.insert_unique(hash(k), at, |a| hash(a.key()));
-        }
-        self.sorted = false;
     }
 
     fn allocation_size(&self) -> usize {
@@ -243,80 +226,6 @@ impl WideTable {
         let WideTable { index, chunks, .. } = self;
         drop(index);
         chunks.into_iter().flatten()
-    }
-}
-
-/// The order of the entries of a sorted run: by the key's bits for a bigint key; for a text
-/// key by its hash, then its bytes. [`order_prefix`] is the first part.
-fn order_prefix(hasher: &foldhash::fast::FixedState, arena: &[u8], text: bool, key: u64) -> u64 {
-    if text {
-        hash_key(hasher, stored_key(arena, text, key))
-    } else {
-        key
-    }
-}
-
-/// Compares two stored keys (with their [`order_prefix`]) in the order of sorted runs.
-#[inline]
-fn wide_order(
-    text: bool,
-    (pa, ka, arena_a): (u64, u64, &[u8]),
-    (pb, kb, arena_b): (u64, u64, &[u8]),
-) -> std::cmp::Ordering {
-    pa.cmp(&pb).then_with(|| {
-        if text {
-            stored_key_bytes(arena_a, ka).cmp(stored_key_bytes(arena_b, kb))
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    })
-}
-
-/// The bytes of a stored text key.
-fn stored_key_bytes(arena: &[u8], key: u64) -> &[u8] {
-    let off = (key >> 32) as usize;
-    let len = (key & 0xFFFF_FFFF) as usize;
-    &arena[off..off + len]
-}
-
-/// Builds the chunks of a table of `n` entries known in advance, one entry at a time.
-struct ChunkWriter {
-    chunks: Vec<Vec<Wide>>,
-    left: usize,
-}
-
-impl ChunkWriter {
-    /// For at most `n` entries: chunks are allocated as they fill, none larger than needed
-    /// for `n`.
-    fn new(n: usize) -> Self {
-        ChunkWriter {
-            chunks: Vec::with_capacity(n.div_ceil(CHUNK)),
-            left: n,
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, w: Wide) {
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < c.capacity() => c.push(w),
-            _ => {
-                let mut c = Vec::with_capacity(self.left.clamp(1, CHUNK));
-                c.push(w);
-                self.chunks.push(c);
-            }
-        }
-        self.left = self.left.saturating_sub(1);
-    }
-
-    /// The table of the entries pushed, in the order pushed (a sorted run).
-    fn finish(self) -> WideTable {
-        let len = self.chunks.iter().map(Vec::len).sum();
-        WideTable {
-            index: HashTable::new(),
-            chunks: self.chunks,
-            len,
-            sorted: true,
-        }
     }
 }
 
@@ -380,6 +289,8 @@ pub struct State {
     pending: Vec<Row>,
     /// The text keys of the pending rows.
     pending_text: Vec<u8>,
+    /// Customers merged from other states, as sorted runs (see [`State::merge`]).
+    runs: Vec<Run>,
     /// The most customers the table may hold; a new one beyond it is an error (54000).
     pub max_customers: usize,
 }
@@ -535,7 +446,6 @@ fn wide_find(
         hasher,
         text,
     } = keys;
-    table.build_index(arena, text, hasher);
     let WideTable {
         index, chunks, len, ..
     } = table;
@@ -639,7 +549,7 @@ fn add_wide(w: &mut Wide, exact: bool, r: &Row) -> Result<()> {
 }
 
 /// Merges the metrics of one customer of another state.
-fn merge_extra(x: &mut Extra, o: &Extra, exact: bool) -> Result<()> {
+pub(super) fn merge_extra(x: &mut Extra, o: &Extra, exact: bool) -> Result<()> {
     x.purchases = add_money(exact, x.purchases, o.purchases)?;
     x.before = add_money(exact, x.before, o.before)?;
     x.first = x.first.min(o.first);
@@ -653,7 +563,7 @@ fn merge_extra(x: &mut Extra, o: &Extra, exact: bool) -> Result<()> {
 }
 
 /// Merges the window figures of one customer of another state.
-fn merge_entry(e: &mut Entry, o: &Entry, exact: bool) -> Result<()> {
+pub(super) fn merge_entry(e: &mut Entry, o: &Entry, exact: bool) -> Result<()> {
     e.money = add_money(exact, e.money, o.money)?;
     e.last = match (e.freq, o.freq) {
         (0, 0) => e.last.checked_add(o.last).ok_or_else(too_many_rows)?, // return rows
@@ -692,6 +602,7 @@ impl State {
             peak_bytes: 0,
             pending: Vec::new(),
             pending_text: Vec::new(),
+            runs: Vec::new(),
             max_customers: usize::MAX,
         }
     }
@@ -711,18 +622,21 @@ impl State {
         matches!(self.table, Tables::Wide(_))
     }
 
-    /// Customers seen so far (active or not), once [`State::flush`] has run.
+    /// Customers seen so far (active or not), once [`State::flush`] has run. With runs
+    /// merged from other states, an upper bound: a customer in several is counted in each.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.table.len() + self.runs.iter().map(|r| r.n).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.len() == 0 && self.pending.is_empty()
+        self.len() == 0 && self.pending.is_empty()
     }
 
-    /// Bytes the state holds now (hash table and text key arena).
+    /// Bytes the state holds now (hash table, text key arena and runs).
     pub fn memory_bytes(&self) -> usize {
-        self.table.allocation_size() + self.arena.capacity()
+        self.table.allocation_size()
+            + self.arena.capacity()
+            + self.runs.iter().map(|r| r.bytes.capacity()).sum::<usize>()
     }
 
     /// The most bytes the state has held at once, table growth included.
@@ -737,9 +651,11 @@ impl State {
             Tables::Narrow(_) => None,
             Tables::Wide(t) => t
                 .iter()
-                .filter(|w| w.base.freq + w.x.orders_before > 0)
+                .filter(|w| w.base.freq as u64 + w.x.orders_before as u64 > 0)
                 .map(|w| w.x.first)
-                .min(),
+                .chain(self.runs.iter().map(|r| r.oldest))
+                .min()
+                .filter(|&o| o != i64::MAX),
         }
     }
 
@@ -1003,7 +919,10 @@ impl State {
         result
     }
 
-    /// Merges `other` (a partial state of the same aggregate) into `self`.
+    /// Merges `other` (a partial state of the same aggregate) into `self`. Nothing is
+    /// looked up: `other`'s customers are kept as sorted runs (its table, if it has rows,
+    /// sorted into one first), and the final step (or a serialization) merges every run
+    /// and the table in one pass.
     pub fn merge(&mut self, mut other: State) -> Result<()> {
         self.flush()?;
         other.flush()?;
@@ -1019,148 +938,175 @@ impl State {
         if let (MoneyKind::Exact { scale: a }, MoneyKind::Exact { scale: b }) =
             (self.money, other.money)
         {
+            // the tables and the unkeyed totals at the larger scale; runs keep their own
+            // and are rescaled while they are read
             self.raise_scale(b)?;
             other.raise_scale(a)?;
         }
         let exact = self.exact();
-        let empty = self.empty_money();
-        let text = other.text_keys;
         self.window_rows += other.window_rows;
         self.unkeyed_rows += other.unkeyed_rows;
         self.unkeyed_money = add_money(exact, self.unkeyed_money, other.unkeyed_money)?;
         self.rows_after += other.rows_after;
         self.newest = self.newest.max(other.newest);
-        if let (Tables::Wide(mine), Tables::Wide(theirs)) = (&mut self.table, &mut other.table) {
-            if mine.is_run() && theirs.is_run() {
-                let (mine, theirs) = (std::mem::take(mine), std::mem::take(theirs));
-                let merged = self.merge_runs(mine, theirs, &other.arena)?;
-                self.table = Tables::Wide(merged);
-                return Ok(());
-            }
+        if other.table.len() > 0 {
+            let (bytes, n, oldest) = other.encode_table(Vec::new());
+            let scale = other.scale();
+            drop(std::mem::replace(
+                &mut other.table,
+                Tables::Narrow(HashTable::new()),
+            ));
+            self.runs.push(Run {
+                bytes,
+                n,
+                scale,
+                oldest,
+            });
         }
-        let State {
-            table,
-            arena,
-            hasher,
-            max_customers,
-            peak_bytes,
-            ..
-        } = self;
-        macro_rules! merge_rows {
-            ($mine:expr, $theirs:expr, $each:expr) => {
-                for o in $theirs.iter() {
-                    let keys = Keys {
-                        arena: &mut *arena,
-                        hasher: &*hasher,
-                        text,
-                    };
-                    let key = key_of(&other.arena, text, o.base());
-                    let e = slot($mine, keys, *max_customers, empty, peak_bytes, key)?;
-                    $each(e, o)?;
-                }
-            };
-        }
-        match (table, &other.table) {
-            (Tables::Narrow(t), Tables::Narrow(o)) => {
-                merge_rows!(t, o, |e: &mut Entry, o: &Entry| merge_entry(e, o, exact))
-            }
-            (Tables::Wide(t), Tables::Wide(o)) => {
-                // as in flush: the entries of a batch are found and fetched first
-                let mut at = [0usize; BATCH];
-                for part in o.chunks.iter().flat_map(|c| c.chunks(BATCH)) {
-                    for (i, w) in part.iter().enumerate() {
-                        let keys = Keys {
-                            arena: &mut *arena,
-                            hasher: &*hasher,
-                            text,
-                        };
-                        let key = key_of(&other.arena, text, &w.base);
-                        at[i] = wide_find(t, keys, *max_customers, empty, peak_bytes, key)?;
-                        t.prefetch(at[i]);
-                    }
-                    for (w, &i) in part.iter().zip(&at) {
-                        let e = t.entry_mut(i);
-                        merge_entry(&mut e.base, &w.base, exact)?;
-                        merge_extra(&mut e.x, &w.x, exact)?;
-                    }
-                }
-            }
-            _ => unreachable!("checked above"),
-        }
+        self.runs.append(&mut other.runs);
         Ok(())
     }
 
-    /// Merges two sorted runs (see [`WideTable`]) in one pass: `mine` is this state's
-    /// table, `theirs` another state's, whose text keys are in `their_arena`. Each input
-    /// chunk is freed once it is read; the customers only `theirs` has get their text key
-    /// appended to this state's arena.
-    fn merge_runs(
-        &mut self,
-        mine: WideTable,
-        theirs: WideTable,
-        their_arena: &[u8],
-    ) -> Result<WideTable> {
-        let exact = self.exact();
-        let text = self.text_keys;
-        let max = self.max_customers;
-        let (n_mine, n_theirs) = (mine.len(), theirs.len());
-        let before = mine.allocation_size() + theirs.allocation_size() + self.arena.capacity();
-        let State { arena, hasher, .. } = self;
-        let mut out = ChunkWriter::new(n_mine + n_theirs);
-        let (mut a, mut b) = (mine.into_entries(), theirs.into_entries());
-        let prefix = |arena: &[u8], w: &Wide| order_prefix(hasher, arena, text, w.base.key);
-        let mut next_a = |arena: &[u8]| a.next().map(|w| (prefix(arena, &w), w));
-        let mut next_b = || b.next().map(|w| (prefix(their_arena, &w), w));
-        let (mut x, mut y) = (next_a(arena), next_b());
-        let mut n = 0usize;
-        loop {
-            let ord = match (&x, &y) {
-                (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((pa, wa)), Some((pb, wb))) => wide_order(
-                    text,
-                    (*pa, wa.base.key, arena),
-                    (*pb, wb.base.key, their_arena),
-                ),
-            };
-            let w = match ord {
-                std::cmp::Ordering::Less => {
-                    let (_, w) = x.take().expect("compared");
-                    x = next_a(arena);
-                    w
-                }
-                std::cmp::Ordering::Equal => {
-                    let (_, mut w) = x.take().expect("compared");
-                    let (_, o) = y.take().expect("compared");
-                    merge_entry(&mut w.base, &o.base, exact)?;
-                    merge_extra(&mut w.x, &o.x, exact)?;
-                    x = next_a(arena);
-                    y = next_b();
-                    w
-                }
-                std::cmp::Ordering::Greater => {
-                    let (_, mut o) = y.take().expect("compared");
-                    if text {
-                        let key = Key::Text(stored_key_bytes(their_arena, o.base.key));
-                        o.base.key = store_key(arena, key, n)?;
-                    }
-                    y = next_b();
-                    o
-                }
-            };
-            if n >= max {
-                return Err(customer_limit(max));
-            }
-            out.push(w);
-            n += 1;
+    /// The scale of exact amounts (0 for float ones).
+    fn scale(&self) -> u32 {
+        match self.money {
+            MoneyKind::Exact { scale } => scale,
+            MoneyKind::Float => 0,
         }
-        let merged = out.finish();
-        // at worst, both inputs and the output together
-        self.peak_bytes = self
-            .peak_bytes
-            .max(before + merged.allocation_size() + self.arena.capacity());
-        Ok(merged)
+    }
+
+    /// How the runs of this state are written.
+    pub(super) fn format(&self) -> run::Format {
+        run::Format {
+            text: self.text_keys,
+            exact: self.exact(),
+            wide: self.wide(),
+            base: self.base,
+        }
+    }
+
+    /// Whether the state holds runs merged from other states (see [`State::merge`]).
+    pub(super) fn has_runs(&self) -> bool {
+        !self.runs.is_empty()
+    }
+
+    /// The most customers one part of the state holds (its table or one run): at least
+    /// that many are in the merged state.
+    pub(super) fn largest_part(&self) -> usize {
+        self.runs
+            .iter()
+            .map(|r| r.n)
+            .fold(self.table.len(), usize::max)
+    }
+
+    /// Appends the customers of the table to `buf` as a run; returns it with their count
+    /// and earliest purchase. The table is left as it is.
+    fn encode_table(&self, buf: Vec<u8>) -> (Vec<u8>, usize, i64) {
+        let text = self.text_keys;
+        let arena = &self.arena[..];
+        let hasher = &self.hasher;
+        let mut w = run::Writer::new(buf, self.format());
+        let text_order = |a: &(u64, u64), b: &(u64, u64)| {
+            a.0.cmp(&b.0).then_with(|| {
+                let (Key::Text(x), Key::Text(y)) =
+                    (stored_key(arena, text, a.1), stored_key(arena, text, b.1))
+                else {
+                    return std::cmp::Ordering::Equal;
+                };
+                x.cmp(y)
+            })
+        };
+        match &self.table {
+            Tables::Narrow(t) => {
+                let mut v: Vec<Entry> = t.iter().copied().collect();
+                if text {
+                    let mut order: Vec<((u64, u64), u32)> = v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| {
+                            let p = run::order_prefix(hasher, key_of(arena, text, e));
+                            ((p, e.key), i as u32)
+                        })
+                        .collect();
+                    order.sort_unstable_by(|a, b| text_order(&a.0, &b.0));
+                    for (_, i) in order {
+                        let e = &v[i as usize];
+                        w.push(key_of(arena, text, e), e, None);
+                    }
+                } else {
+                    radsort::sort_by_key(&mut v, |e| run::int_order(e.key));
+                    for e in &v {
+                        w.push(Key::Int(e.key as i64), e, None);
+                    }
+                }
+            }
+            Tables::Wide(t) => {
+                // the places of the entries in run order, then the entries read in that
+                // (random) order, fetched a few ahead
+                let mut order: Vec<(u64, u32)> = t
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let p = run::order_prefix(hasher, key_of(arena, text, &e.base));
+                        (p, i as u32)
+                    })
+                    .collect();
+                if text {
+                    let key = |i: u32| t.entry(i as usize).base.key;
+                    order.sort_unstable_by(|a, b| text_order(&(a.0, key(a.1)), &(b.0, key(b.1))));
+                } else {
+                    radsort::sort_by_key(&mut order, |a| a.0);
+                }
+                const AHEAD: usize = 16;
+                for (j, &(_, i)) in order.iter().enumerate() {
+                    if let Some(&(_, next)) = order.get(j + AHEAD) {
+                        t.prefetch(next as usize);
+                    }
+                    let e = t.entry(i as usize);
+                    w.push(key_of(arena, text, &e.base), &e.base, Some(&e.x));
+                }
+            }
+        }
+        w.finish()
+    }
+
+    /// The customers of the table and of every run, merged: `each` is called once per
+    /// customer, in run order, with its key and its entries added up.
+    pub(super) fn for_each_merged(
+        &self,
+        mut each: impl FnMut(Key, &Entry, &Extra) -> Result<()>,
+    ) -> Result<()> {
+        let f = self.format();
+        let scale = self.scale();
+        let table_run = (self.table.len() > 0).then(|| {
+            let (bytes, n, oldest) = self.encode_table(Vec::new());
+            Run {
+                bytes,
+                n,
+                scale,
+                oldest,
+            }
+        });
+        let readers = table_run
+            .iter()
+            .chain(&self.runs)
+            .map(|r| run::RunReader::new(r, f, scale, &self.hasher))
+            .collect::<Result<Vec<_>>>()?;
+        let mut merge = run::Merge::new(readers, self.exact())?;
+        let mut n = 0usize;
+        while let Some(h) = merge.next_customer()? {
+            if n >= self.max_customers {
+                return Err(customer_limit(self.max_customers));
+            }
+            n += 1;
+            let key = if self.text_keys {
+                Key::Text(h.text)
+            } else {
+                Key::Int(h.e.key as i64)
+            };
+            each(key, &h.e, &h.x)?;
+        }
+        Ok(())
     }
 
     /// Serialized state (version [`STATE_VERSION`]); pending rows are added first.
@@ -1169,199 +1115,95 @@ impl State {
     }
 
     /// [`State::serialize`], appended to `out`: a large state is written once, not copied
-    /// after what goes before it.
+    /// after what goes before it. The customers are one sorted run (see [`run`]): the
+    /// table's, merged with the runs the state holds.
     pub fn serialize_into(&mut self, out: Vec<u8>) -> Result<Vec<u8>> {
         self.flush()?;
-        let per = if self.wide() { 64 } else { 24 };
-        let size = 64 + self.len() * per + self.arena.len();
+        let per = if self.wide() { 32 } else { 12 };
+        let size = 96 + self.len() * per;
         let mut w = Writer::append_to(out, STATE_VERSION, size);
         self.config.write(&mut w);
         w.u8(self.text_keys as u8);
-        match self.money {
-            MoneyKind::Exact { scale } => {
-                w.u8(1);
-                w.u32(scale);
-            }
-            MoneyKind::Float => {
-                w.u8(0);
-                w.u32(0);
-            }
-        }
-        w.bytes(&self.arena);
+        w.u8(self.exact() as u8);
+        w.u32(self.scale());
         w.u64(self.window_rows);
         w.u64(self.unkeyed_rows);
         w.i64(self.unkeyed_money);
         w.u64(self.rows_after);
         w.i64(self.newest);
-        w.u64(self.len() as u64);
-        let entry = |w: &mut Writer, e: &Entry| {
-            w.u64(e.key);
-            w.i64(e.money);
-            w.u32(e.last);
-            w.u32(e.freq);
+        // count, earliest purchase and byte length, filled in once the run is written
+        let mut buf = w.finish();
+        let at = buf.len();
+        buf.extend_from_slice(&[0u8; 24]);
+        let (mut buf, n, oldest) = if self.runs.is_empty() {
+            self.encode_table(buf)
+        } else {
+            let mut w = run::Writer::new(buf, self.format());
+            self.for_each_merged(|key, e, x| {
+                w.push(key, e, Some(x));
+                Ok(())
+            })?;
+            w.finish()
         };
-        match &self.table {
-            Tables::Narrow(t) => t.iter().for_each(|e| entry(&mut w, e)),
-            Tables::Wide(t) => {
-                let wide = |w: &mut Writer, e: &Wide| {
-                    entry(w, &e.base);
-                    w.i64(e.x.purchases);
-                    w.i64(e.x.before);
-                    w.i64(e.x.first);
-                    w.i64(e.x.latest);
-                    w.u32(e.x.returns);
-                    w.u32(e.x.orders_before);
-                };
-                // as a sorted run, so that the states of a parallel plan merge in one pass
-                if t.is_run() {
-                    t.iter().for_each(|e| wide(&mut w, e));
-                } else {
-                    let (text, arena) = (self.text_keys, &self.arena[..]);
-                    let mut order: Vec<(u64, u32)> = t
-                        .iter()
-                        .enumerate()
-                        .map(|(i, e)| {
-                            (
-                                order_prefix(&self.hasher, arena, text, e.base.key),
-                                i as u32,
-                            )
-                        })
-                        .collect();
-                    if text {
-                        let key = |i: u32| t.entry(i as usize).base.key;
-                        order.sort_unstable_by(|a, b| {
-                            wide_order(text, (a.0, key(a.1), arena), (b.0, key(b.1), arena))
-                        });
-                    } else {
-                        // distinct keys: the prefix is the key
-                        order.sort_unstable_by_key(|a| a.0);
-                    }
-                    // the entries are read in a random order: fetched a few ahead
-                    const AHEAD: usize = 16;
-                    for (j, &(_, i)) in order.iter().enumerate() {
-                        if let Some(&(_, next)) = order.get(j + AHEAD) {
-                            t.prefetch(next as usize);
-                        }
-                        wide(&mut w, t.entry(i as usize));
-                    }
-                }
-            }
-        }
-        Ok(w.finish())
+        let len = (buf.len() - at - 24) as u64;
+        buf[at..at + 8].copy_from_slice(&(n as u64).to_le_bytes());
+        buf[at + 8..at + 16].copy_from_slice(&oldest.to_le_bytes());
+        buf[at + 16..at + 24].copy_from_slice(&len.to_le_bytes());
+        Ok(buf)
     }
 
+    /// A state serialized by [`State::serialize`]; `None` for bytes that are not one. The
+    /// run is kept as it is and checked entry by entry when it is read.
     pub fn deserialize(bytes: &[u8]) -> Option<State> {
         let mut r = Reader::new(bytes, STATE_VERSION)?;
         let config = Config::read(&mut r)?;
-        let text_keys = r.u8()? != 0;
-        let exact = r.u8()? != 0;
+        let text_keys = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let exact = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         let scale = r.u32()?;
-        let arena = r.bytes()?.to_vec();
         let window_rows = r.u64()?;
         let (unkeyed_rows, unkeyed_money) = (r.u64()?, r.i64()?);
         let (rows_after, newest) = (r.u64()?, r.i64()?);
+        let n = r.u64()?;
+        let oldest = r.i64()?;
+        let bytes = r.bytes()?;
+        r.end()?;
+        // a forged count fails here, before anything is allocated for it
+        let n = Reader::raw(bytes).fits(n, run::MIN_ENTRY_BYTES)?;
+        if (n == 0) != bytes.is_empty() || (!exact && scale != 0) {
+            return None;
+        }
         let mut state = State::new(config, text_keys, exact);
+        if exact {
+            state.money = MoneyKind::Exact { scale };
+        }
+        state.window_rows = window_rows;
         state.unkeyed_rows = unkeyed_rows;
         state.unkeyed_money = unkeyed_money;
         state.rows_after = rows_after;
         state.newest = newest;
-        // 24 or 64 bytes an entry: a forged count fails here, before the table is allocated
-        let n = r.count_u64(if state.wide() { 64 } else { 24 })?;
-        if exact {
-            state.money = MoneyKind::Exact { scale };
+        if n > 0 {
+            state.runs.push(Run {
+                bytes: bytes.to_vec(),
+                n,
+                scale,
+                oldest,
+            });
         }
-        state.arena = arena;
-        state.window_rows = window_rows;
-        let State {
-            table,
-            arena,
-            hasher,
-            ..
-        } = &mut state;
-        fn read_entry(r: &mut Reader, text: bool, arena: &[u8]) -> Option<Entry> {
-            let e = Entry {
-                key: r.u64()?,
-                money: r.i64()?,
-                last: r.u32()?,
-                freq: r.u32()?,
-            };
-            if text {
-                let (off, len) = ((e.key >> 32) as usize, (e.key & 0xFFFF_FFFF) as usize);
-                if off.checked_add(len)? > arena.len() {
-                    return None;
-                }
-            }
-            Some(e)
-        }
-        fn insert<T: Slot>(
-            t: &mut HashTable<T>,
-            hasher: &foldhash::fast::FixedState,
-            arena: &[u8],
-            text: bool,
-            e: T,
-        ) {
-            let hash = hash_key(hasher, key_of(arena, text, e.base()));
-            t.insert_unique(hash, e, |x| hash_key(hasher, key_of(arena, text, x.base())));
-        }
-        match table {
-            Tables::Narrow(t) => {
-                t.reserve(n, |_| 0);
-                for _ in 0..n {
-                    let e = read_entry(&mut r, text_keys, arena)?;
-                    insert(t, hasher, arena, text_keys, e);
-                }
-            }
-            Tables::Wide(t) => {
-                // a sorted run: strictly increasing keys, checked entry by entry, and no
-                // index (see WideTable)
-                let mut out = ChunkWriter::new(n);
-                let mut prev: Option<(u64, u64)> = None;
-                // n 64-byte entries: checked to be there by the count above
-                let entries = r.take_bytes(n.checked_mul(64)?)?;
-                for e in entries.chunks_exact(64) {
-                    let u64_at = |i: usize| u64::from_le_bytes(e[i..i + 8].try_into().unwrap());
-                    let u32_at = |i: usize| u32::from_le_bytes(e[i..i + 4].try_into().unwrap());
-                    let base = Entry {
-                        key: u64_at(0),
-                        money: u64_at(8) as i64,
-                        last: u32_at(16),
-                        freq: u32_at(20),
-                    };
-                    if text_keys {
-                        let (off, len) = ((base.key >> 32) as usize, base.key & 0xFFFF_FFFF);
-                        if off.checked_add(len as usize)? > arena.len() {
-                            return None;
-                        }
-                    }
-                    let x = Extra {
-                        purchases: u64_at(24) as i64,
-                        before: u64_at(32) as i64,
-                        first: u64_at(40) as i64,
-                        latest: u64_at(48) as i64,
-                        returns: u32_at(56),
-                        orders_before: u32_at(60),
-                    };
-                    let p = order_prefix(hasher, arena, text_keys, base.key);
-                    if let Some((pp, pk)) = prev {
-                        let a = (pp, pk, &arena[..]);
-                        if wide_order(text_keys, a, (p, base.key, arena)).is_ge() {
-                            return None;
-                        }
-                    }
-                    prev = Some((p, base.key));
-                    out.push(Wide { base, x });
-                }
-                *t = out.finish();
-            }
-        }
-        r.end()?;
         Some(state)
     }
 }
 
-/// Version 4: 24-byte entries, the latest purchase as a stamp, or 64-byte entries with the
-/// full customer metrics; the options carry the scheme (a user's with its document).
-const STATE_VERSION: u8 = 5;
+/// Version 6: the customers as one sorted run (see [`run`]); the options carry the scheme
+/// (a user's with its document).
+const STATE_VERSION: u8 = 6;
 
 fn too_many_rows() -> RfmError {
     RfmError::new(
@@ -1500,7 +1342,11 @@ mod tests {
             let left = State::deserialize(&left.serialize().unwrap()).unwrap();
             let mut merged = right;
             merged.merge(left).unwrap();
-            assert_eq!(merged.len(), n as usize);
+            // two runs until they are read: serialized, they are one of n customers
+            assert_eq!(merged.runs.len(), 2);
+            let mut one = State::deserialize(&merged.serialize().unwrap()).unwrap();
+            assert_eq!((one.runs.len(), one.len()), (1, n as usize));
+            assert_eq!(one.serialize().unwrap(), merged.serialize().unwrap());
             let bytes = finalize(whole, &d).unwrap();
             assert_eq!(bytes, finalize(merged, &d).unwrap());
         }
@@ -1548,7 +1394,7 @@ mod tests {
                 let mut merged = State::deserialize(&parts[order[0]]).unwrap();
                 for &p in &order[1..] {
                     let run = State::deserialize(&parts[p]).unwrap();
-                    assert!(matches!(&run.table, Tables::Wide(t) if t.is_run()));
+                    assert!(run.has_runs() && run.table.len() == 0);
                     merged.merge(run).unwrap();
                 }
                 // a merged run serializes as it is, and reads back the same
@@ -1590,7 +1436,7 @@ mod tests {
                 .unwrap();
         }
         merged.flush().unwrap();
-        assert!(matches!(&merged.table, Tables::Wide(t) if !t.is_run()));
+        assert!(merged.has_runs() && merged.table.len() > 0);
         assert_eq!(finalize(merged, &d).unwrap(), whole);
     }
 
@@ -1599,36 +1445,100 @@ mod tests {
         let n = 300;
         let mut a = lifecycle_rows(false, true, n, |i| i % 2 == 0);
         let mut b = lifecycle_rows(false, true, n, |i| i % 2 == 1);
+        let d = days(&a.config);
         let (a, b) = (a.serialize().unwrap(), b.serialize().unwrap());
-        let mut merged = State::deserialize(&a).unwrap();
-        merged.max_customers = n as usize;
-        merged.merge(State::deserialize(&b).unwrap()).unwrap();
-        assert_eq!(merged.len(), n as usize);
-        let mut merged = State::deserialize(&a).unwrap();
-        merged.max_customers = n as usize - 1;
-        let err = merged.merge(State::deserialize(&b).unwrap()).unwrap_err();
+        let merged = |max: usize| {
+            let mut m = State::deserialize(&a).unwrap();
+            m.max_customers = max;
+            m.merge(State::deserialize(&b).unwrap()).unwrap();
+            m
+        };
+        // the runs are merged when they are read: by the final step, or a serialization
+        assert!(finalize(merged(n as usize), &d).is_ok());
+        assert!(merged(n as usize).serialize().is_ok());
+        let err = finalize(merged(n as usize - 1), &d).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ProgramLimit);
+        let err = merged(n as usize - 1).serialize().unwrap_err();
         assert_eq!(err.kind, ErrorKind::ProgramLimit);
     }
 
+    /// A state of `wide`-ness like [`lifecycle_rows`] that holds one run written by hand:
+    /// `keys` in the order given, each with one purchase.
+    fn with_run(text: bool, keys: &[i64], edit: impl Fn(&mut Vec<u8>)) -> State {
+        let mut s = lifecycle_rows(text, true, 1, |_| false);
+        let mut w = run::Writer::new(Vec::new(), s.format());
+        for &k in keys {
+            let name = format!("c{k}");
+            let key = if text {
+                Key::Text(name.as_bytes())
+            } else {
+                Key::Int(k)
+            };
+            let mut x = Wide::fresh(0, 0);
+            x.base.freq = 1;
+            x.base.last = 5;
+            x.x.first = 10 * DAY;
+            x.x.latest = 20 * DAY;
+            w.push(key, &x.base, Some(&x.x));
+        }
+        let (mut bytes, n, oldest) = w.finish();
+        edit(&mut bytes);
+        s.runs.push(Run {
+            bytes,
+            n,
+            scale: 0,
+            oldest,
+        });
+        s
+    }
+
     #[test]
-    fn a_run_out_of_order_or_with_a_key_twice_is_rejected() {
+    fn a_run_out_of_order_or_damaged_is_an_error_when_read() {
+        let d = days(&lifecycle_rows(false, true, 1, |_| false).config);
+        // the run is read by the final step and by a serialization: both fail alike
+        let check = |make: &dyn Fn() -> State, what: &str| {
+            let err = make().serialize().unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidBinary, "{what}");
+            let err = finalize(make(), &d).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidBinary, "{what}");
+            assert_eq!(err.message, "invalid serialized rfm.analyze state");
+        };
         for text in [false, true] {
-            let mut s = lifecycle_rows(text, true, 3, |_| true);
-            let bytes = s.serialize().unwrap();
-            assert!(State::deserialize(&bytes).is_some());
-            // the three 64-byte entries end the state
-            let at = bytes.len() - 3 * 64;
-            let entry = |i: usize| at + i * 64..at + (i + 1) * 64;
-            let mut swapped = bytes.clone();
-            swapped[entry(0)].copy_from_slice(&bytes[entry(1)]);
-            swapped[entry(1)].copy_from_slice(&bytes[entry(0)]);
-            assert!(
-                State::deserialize(&swapped).is_none(),
-                "text {text}: swapped"
+            // text keys are in hash order: which of two comes first
+            let hasher = lifecycle_rows(false, true, 1, |_| false).hasher;
+            let h = |k: i64| run::order_prefix(&hasher, Key::Text(format!("c{k}").as_bytes()));
+            let (lo, hi) = if text && h(2) < h(1) { (2, 1) } else { (1, 2) };
+            // well-formed: read back as written
+            let good = with_run(text, &[lo, hi], |_| {});
+            let a = Analysis::deserialize(&finalize(good, &d).unwrap(), true).unwrap();
+            assert_eq!(a.customers.len(), 2, "text {text}");
+            assert!(with_run(text, &[lo, hi], |_| {}).serialize().is_ok());
+            check(&|| with_run(text, &[hi, lo], |_| {}), "out of order");
+            check(&|| with_run(text, &[lo, lo], |_| {}), "twice");
+            check(
+                &|| with_run(text, &[lo, hi], |b| b.truncate(b.len() - 1)),
+                "cut",
             );
-            let mut twice = bytes.clone();
-            twice[entry(2)].copy_from_slice(&bytes[entry(1)]);
-            assert!(State::deserialize(&twice).is_none(), "text {text}: twice");
+            check(&|| with_run(text, &[lo, hi], |b| b.push(0)), "a byte more");
+            // the last entry's count of purchases before the window as a varint beyond u32
+            check(
+                &|| {
+                    with_run(text, &[lo], |b| {
+                        b.pop();
+                        b.extend([0xFF, 0xFF, 0xFF, 0xFF, 0x7F]);
+                    })
+                },
+                "a count beyond u32",
+            );
+            // a purchase before the earliest the run announces
+            check(
+                &|| {
+                    let mut s = with_run(text, &[lo, hi], |_| {});
+                    s.runs[0].oldest += 1;
+                    s
+                },
+                "earliest purchase",
+            );
         }
     }
 
