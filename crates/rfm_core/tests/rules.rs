@@ -401,6 +401,9 @@ fn classify_matches_a_naive_interpreter() {
         accepted.get(),
         without_default.get()
     );
-    assert!(accepted.get() > 1000, "accepted {}", accepted.get());
+    // About half of the generated documents are accepted (mean ~1000 of 2000, standard
+    // deviation ~22); the bound only guards against a generator that has become
+    // degenerate, far enough below the mean that chance never trips it.
+    assert!(accepted.get() > 700, "accepted {}", accepted.get());
     assert!(without_default.get() > 10, "{}", without_default.get());
 }
