@@ -26,7 +26,21 @@ pub struct Days {
 impl Days {
     /// The local day of `ts` (a day number, like PostgreSQL's `date`).
     pub fn day_of(&self, ts: i64) -> i32 {
-        let i = self.midnights.partition_point(|&m| m <= ts);
+        // the number of midnights at or before ts: guessed from 24-hour days, then moved
+        // to the exact place (local days of 23 or 25 hours move it by at most one or two)
+        const DAY: i64 = 86_400_000_000;
+        let m = &self.midnights;
+        let Some(&m0) = m.first() else {
+            return self.first_day - 1;
+        };
+        let guess = (ts.saturating_sub(m0)).div_euclid(DAY).saturating_add(1);
+        let mut i = guess.clamp(0, m.len() as i64) as usize;
+        while i < m.len() && m[i] <= ts {
+            i += 1;
+        }
+        while i > 0 && m[i - 1] > ts {
+            i -= 1;
+        }
         self.first_day + i as i32 - 1
     }
 }
@@ -806,6 +820,45 @@ mod tests {
     use super::*;
     use crate::analysis::testing::{analyze, config, days, dec, DAY};
     use crate::analysis::Key;
+
+    #[test]
+    fn day_of_equals_the_binary_search_on_days_of_any_length() {
+        const H: i64 = 3_600_000_000;
+        // days of 24 hours with a 23- and a 25-hour day, and a zone that moved by 10 hours
+        let mut midnights = vec![0i64];
+        for d in 1..400 {
+            let len = match d {
+                90 => 23 * H,
+                300 => 25 * H,
+                350 => 14 * H,
+                _ => 24 * H,
+            };
+            midnights.push(midnights[d - 1] + len);
+        }
+        let days = Days {
+            first_day: 1000,
+            midnights: midnights.clone(),
+            as_of_day: 1398,
+        };
+        let naive = |ts: i64| 1000 + midnights.partition_point(|&m| m <= ts) as i32 - 1;
+        let last = *midnights.last().unwrap();
+        let mut ts = -3 * 24 * H - 1;
+        while ts < last + 3 * 24 * H {
+            for t in [ts - 1, ts, ts + 1] {
+                assert_eq!(days.day_of(t), naive(t), "at {t}");
+            }
+            ts += H / 2;
+        }
+        for t in [i64::MIN, i64::MAX, 0, last] {
+            assert_eq!(days.day_of(t), naive(t), "at {t}");
+        }
+        let empty = Days {
+            first_day: 5,
+            midnights: vec![],
+            as_of_day: 5,
+        };
+        assert_eq!(empty.day_of(0), 4);
+    }
 
     #[test]
     fn metrics_returns_and_exclusions() {
