@@ -104,6 +104,39 @@ pub fn select_many_units(values: &mut [i64], wanted: &[usize]) {
     select_many_units(right, &shifted);
 }
 
+/// Puts the order statistics `wanted` of `values` in their places, as
+/// [`select_many_units`] does, by the cheapest way the values allow: none when they are
+/// sorted already, a reversal when they are sorted from the highest (the monetary values of
+/// the final step), a counting sort when they span fewer than 65,536 values (days,
+/// purchase counts), else selection.
+pub fn order_units(values: &mut [i64], wanted: &[usize]) {
+    const SPAN: u64 = 1 << 16;
+    if values.len() < 2 || values.is_sorted() {
+        return;
+    }
+    if values.iter().rev().is_sorted() {
+        values.reverse();
+        return;
+    }
+    let (lo, hi) = values
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let span = (hi as i128 - lo as i128) as u64;
+    if span < SPAN && values.len() as u64 > span {
+        let mut counts = vec![0usize; span as usize + 1];
+        for &v in values.iter() {
+            counts[(v - lo) as usize] += 1;
+        }
+        let mut at = 0;
+        for (d, &c) in counts.iter().enumerate() {
+            values[at..at + c].fill(lo + d as i64);
+            at += c;
+        }
+        return;
+    }
+    select_many_units(values, wanted);
+}
+
 /// `num / den` (den > 0) as the double nearest to the exact quotient: its decimal
 /// expansion to 30 places, read by Rust's correctly rounding parser.
 pub fn ratio_to_f64(num: i128, den: i128) -> f64 {
@@ -144,7 +177,7 @@ pub fn thresholds_exact(values: &mut [i64], scale: u32, buckets: usize) -> Optio
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
-    select_many_units(values, &wanted);
+    order_units(values, &wanted);
     Some(
         positions
             .iter()
@@ -268,6 +301,34 @@ mod tests {
             let got = thresholds_exact(&mut values.clone(), 2, buckets).unwrap();
             for (a, b) in got.iter().zip(&want) {
                 prop_assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{} vs {}", a, b);
+            }
+        }
+
+        #[test]
+        fn order_units_places_order_statistics_whatever_the_shape(
+            values in proptest::collection::vec(-50i64..50, 1..400),
+            wide in proptest::bool::ANY,
+            shape in 0u8..3,
+            picks in proptest::collection::vec(0usize..1000, 1..10),
+        ) {
+            // small spans (counted), a span wider than the count (selected), sorted either way
+            let mut values: Vec<i64> = values
+                .into_iter()
+                .map(|v| if wide { v * 1_000_003 } else { v })
+                .collect();
+            match shape {
+                1 => values.sort_unstable(),
+                2 => values.sort_unstable_by(|a, b| b.cmp(a)),
+                _ => {}
+            }
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let mut wanted: Vec<usize> = picks.iter().map(|p| p % values.len()).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            order_units(&mut values, &wanted);
+            for &w in &wanted {
+                prop_assert_eq!(values[w], sorted[w]);
             }
         }
 
