@@ -482,6 +482,12 @@ pub(crate) fn max_customers() -> usize {
     MAX_CUSTOMERS.get().max(1) as usize
 }
 
+/// One row's amount as the transition function read it.
+enum Amount {
+    Exact(numeric::Decimal),
+    Float(f64),
+}
+
 /// The transition function of every `rfm.analyze` signature.
 #[pg_extern(sql = false)]
 fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
@@ -549,25 +555,28 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         } else {
             Key::Int(key.value() as i64)
         };
-        // the amount as a number for the CLV summary (purchases up to as_of only)
-        let mut purchase: Option<f64> = None;
-        let result = if s.state_exact() {
+        // the amount, kept for the CLV summary (purchases up to as_of only); converted to a
+        // number only there, so that the rows of an analysis without it do not pay for that
+        let amount = if s.state_exact() {
             let bytes = varlena_bytes(amount);
             let decoded = numeric::decode(bytes)
                 .ok_or_else(numeric::too_large)
                 .or_raise();
             let d = numeric::check(decoded).or_raise();
-            if s.clv.is_some() {
-                purchase = Some(d.units as f64 / 10f64.powi(d.scale as i32));
-            }
-            s.state.add_exact(key, ts, d)
+            s.state.add_exact(key, ts, d).or_raise();
+            Amount::Exact(d)
         } else {
             let v = f64::from_bits(amount.value() as u64);
-            purchase = Some(v);
-            rfm_core::error::check_finite("amount", v).and_then(|v| s.state.add_float(key, ts, v))
+            rfm_core::error::check_finite("amount", v)
+                .and_then(|v| s.state.add_float(key, ts, v))
+                .or_raise();
+            Amount::Float(v)
         };
-        result.or_raise();
-        if let (Some(c), Some(v)) = (s.clv.as_mut(), purchase) {
+        if let Some(c) = s.clv.as_mut() {
+            let v = match amount {
+                Amount::Exact(d) => d.units as f64 / 10f64.powi(d.scale as i32),
+                Amount::Float(v) => v,
+            };
             // returns and rows after as_of are not part of the models (SPEC §12)
             if v >= 0.0 && ts <= c.summary.config.as_of {
                 let day = c.days.day_of(ts, local_midnight).or_raise();
