@@ -31,7 +31,23 @@ pub enum Money {
 impl Money {
     pub fn to_f64(self) -> f64 {
         match self {
-            Money::Exact(u, s) => u as f64 / 10f64.powi(s as i32),
+            Money::Exact(u, s) => {
+                // the powers of ten up to 10^22 are exact doubles (what powi computes too)
+                // and an amount that fits in 64 bits converts in one instruction; both give
+                // the same double as the general form
+                const POW10: [f64; 23] = [
+                    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+                    1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+                ];
+                let p = POW10
+                    .get(s as usize)
+                    .copied()
+                    .unwrap_or_else(|| 10f64.powi(s as i32));
+                match i64::try_from(u) {
+                    Ok(i) => i as f64 / p,
+                    Err(_) => u as f64 / p,
+                }
+            }
             Money::Float(f) => f,
         }
     }
@@ -679,6 +695,30 @@ mod tests {
     use super::*;
     use crate::analysis::testing::{config, days, dec, DAY};
     use crate::analysis::{finalize, State};
+
+    #[test]
+    fn exact_money_as_a_double_is_the_quotient_powi_gives() {
+        let mut units: Vec<i128> = vec![0, 1, -1, 999, 10i128.pow(17) + 1, 1 << 53, (1 << 53) + 1];
+        units.extend([i64::MAX as i128, i64::MIN as i128, i64::MAX as i128 + 1]);
+        units.extend([i128::MAX, i128::MIN, 123_456_789_012_345_678_901_234_567]);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            units.push((x as i64 >> (x % 60)) as i128);
+        }
+        for &u in &units {
+            for s in 0..40u32 {
+                let general = u as f64 / 10f64.powi(s as i32);
+                assert_eq!(
+                    Money::Exact(u, s).to_f64().to_bits(),
+                    general.to_bits(),
+                    "{u} at scale {s}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn damaged_customer_records_are_rejected() {
