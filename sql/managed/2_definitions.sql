@@ -2,10 +2,7 @@
 -- Every function pins search_path; names of the extension are written rfm.*.
 
 -- The C plumbing (src/managed.rs). EXECUTE on these is revoked from PUBLIC in part 7:
--- only the extension's SECURITY DEFINER functions call _read_source_as. _assigned and
--- _changes return a row per customer and are called once per row: they decode an
--- rfm.analysis value, run no SQL and look up no name, so they do not pin search_path (a SET
--- clause would save and restore the settings on every call: half of their time).
+-- only the extension's SECURITY DEFINER functions call _read_source_as.
 CREATE FUNCTION _read_source_as(owner oid, query text, options jsonb) RETURNS analysis
     LANGUAGE c VOLATILE STRICT SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'read_source_as_wrapper';
@@ -15,7 +12,7 @@ COMMENT ON FUNCTION _read_source_as(oid, text, jsonb) IS
 CREATE FUNCTION _assigned(analysis analysis, kind text, default_segment text, only_keys text[], extra_keys text[])
 RETURNS TABLE (customer_key text, segment text, r integer, f integer, m integer, fm integer,
                rfm_code text, recency_days integer, frequency bigint, monetary numeric, abc_tier text)
-    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    LANGUAGE c IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'assigned_wrapper';
 COMMENT ON FUNCTION _assigned(analysis, text, text, text[], text[]) IS
     'Internal: the automatic assignment stored for a run, one row per customer';
@@ -25,7 +22,7 @@ RETURNS TABLE (customer_key text, from_segment text, to_segment text, monetary n
                from_r smallint, from_f smallint, from_m smallint, from_recency_days integer,
                from_frequency bigint, from_monetary numeric, to_r smallint, to_f smallint,
                to_m smallint, to_recency_days integer, to_frequency bigint)
-    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    LANGUAGE c IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'changes_wrapper';
 COMMENT ON FUNCTION _changes(analysis, text, text, analysis, text, text) IS
     'Internal: the customers whose automatic segment differs between two runs';

@@ -190,8 +190,8 @@ DROP FUNCTION public.sec_evil_eq(regtype, regtype), public.sec_evil_count_sfunc(
 -- would cost a settings save and restore on every call; the only SQL they run is
 -- SELECT rfm._user_scheme($1), schema-qualified with a text parameter, to read a saved
 -- scheme); they are listed here by name, so a new one must be added deliberately (the
--- rfm.clv_fit transition function and rfm.clv_customers, per row and per customer, and
--- rfm._assigned and rfm._changes, per customer of a stored run, run no SQL at all)
+-- rfm.clv_fit transition function and rfm.clv_customers, per row and per customer, run no
+-- SQL at all)
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prokind IN ('f', 'p')
@@ -201,8 +201,7 @@ WHERE n.nspname = 'rfm' AND p.prokind IN ('f', 'p')
                             'score_wrapper', 'fm_score_wrapper', 'segment_wrapper', 'abc_tier_wrapper',
                             'quantile_thresholds_sfunc_wrapper', 'quantile_thresholds_sfunc_default_wrapper',
                             'abc_thresholds_sfunc_wrapper', 'abc_thresholds_sfunc_default_wrapper',
-                            'clv_sfunc_wrapper', 'clv_customers_wrapper',
-                            'assigned_wrapper', 'changes_wrapper'))
+                            'clv_sfunc_wrapper', 'clv_customers_wrapper'))
 ORDER BY 1;
 SELECT count(*) AS per_row_c_functions_not_pinned
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
