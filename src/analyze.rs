@@ -574,7 +574,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         };
         if let Some(c) = s.clv.as_mut() {
             let v = match amount {
-                Amount::Exact(d) => d.units as f64 / 10f64.powi(d.scale as i32),
+                Amount::Exact(d) => Money::Exact(d.units, d.scale).to_f64(),
                 Amount::Float(v) => v,
             };
             // returns and rows after as_of are not part of the models (SPEC §12)

@@ -27,7 +27,8 @@ impl Days {
     /// The local day of `ts` (a day number, like PostgreSQL's `date`).
     pub fn day_of(&self, ts: i64) -> i32 {
         // the number of midnights at or before ts: guessed from 24-hour days, then moved
-        // to the exact place (local days of 23 or 25 hours move it by at most one or two)
+        // to the exact place, as many steps as the zone's offset has moved since the first
+        // day in whole days (none or one for summer time)
         const DAY: i64 = 86_400_000_000;
         let m = &self.midnights;
         let Some(&m0) = m.first() else {
