@@ -90,7 +90,8 @@ CREATE FUNCTION customers(analysis analysis) RETURNS TABLE (
     aov numeric, returns bigint, return_amount numeric, return_rate double precision,
     first_purchase_at timestamptz, last_purchase_at timestamptz, tenure_days integer,
     days_since_last integer, lifetime_orders bigint, lifetime_value numeric, active boolean)
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'customers_wrapper';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'customers_wrapper';
 COMMENT ON FUNCTION customers(analysis) IS
     'One row per customer of the analysis (active ones; with population all also those without a purchase in the window): metrics, scores, segment and ABC tier; the full metrics (aov .. lifetime_value) are NULL unless the analysis computed them';
 

@@ -104,6 +104,7 @@ CREATE FUNCTION clv_customers(model clv_model, horizon double precision,
     customer_key text, x bigint, t_x double precision, t double precision,
     avg_spend double precision, p_alive double precision, expected_purchases double precision,
     expected_avg_spend double precision, clv double precision, flag text)
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'clv_customers_wrapper';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'clv_customers_wrapper';
 COMMENT ON FUNCTION clv_customers(clv_model, double precision, double precision) IS
     'One row per customer of the model: x, t_x, T (time units), mean repeat spend, P(alive), expected purchases and expected mean spend over the horizon, and the CLV discounted per time unit';

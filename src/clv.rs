@@ -438,28 +438,21 @@ fn clv_fit_info(
     TableIterator::new(rows)
 }
 
-/// Predictions per customer over the next `horizon` time units.
-#[allow(clippy::type_complexity)]
-#[pg_extern(immutable, parallel_safe, sql = false)]
-fn clv_customers(
-    model: &[u8],
-    horizon: f64,
-    discount_rate: f64,
-) -> TableIterator<
-    'static,
-    (
-        name!(customer_key, ServerText),
-        name!(x, i64),
-        name!(t_x, f64),
-        name!(t, f64),
-        name!(avg_spend, Option<f64>),
-        name!(p_alive, f64),
-        name!(expected_purchases, f64),
-        name!(expected_avg_spend, Option<f64>),
-        name!(clv, Option<f64>),
-        name!(flag, Option<String>),
-    ),
-> {
+/// Predictions per customer over the next `horizon` time units: customer_key, x, t_x, t,
+/// avg_spend, p_alive, expected_purchases, expected_avg_spend, clv, flag (as declared in
+/// SQL); the rows are returned in one call (see [`crate::analyze::return_rows`]).
+#[pg_extern(sql = false)]
+fn clv_customers(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: called by PostgreSQL as declared: STRICT, (clv_model, double precision,
+    // double precision)
+    let (model, horizon, discount_rate) = unsafe {
+        let a = |i| crate::analyze::arg(fcinfo, i).expect("strict");
+        (
+            crate::text::varlena_bytes(a(0)),
+            f64::from_bits(a(1).value() as u64),
+            f64::from_bits(a(2).value() as u64),
+        )
+    };
     if !horizon.is_finite() || horizon < 0.0 {
         raise(RfmError::invalid(format!(
             "horizon must be a finite number >= 0, got {horizon}"
@@ -498,20 +491,23 @@ fn clv_customers(
         let spend = gg
             .filter(|_| !bad_spend)
             .and_then(|g| clv::expected_avg_spend(&g, c.x, c.avg_spend.unwrap_or(0.0)));
-        (
-            ServerText(c.key),
-            c.x as i64,
-            t_x,
-            t,
-            c.avg_spend,
-            pa,
-            e,
-            spend,
-            spend.map(|s| s * factor),
-            bad_spend.then(|| "repeat spend not positive: left out of the spend model".into()),
-        )
+        let flag: Option<String> =
+            bad_spend.then(|| "repeat spend not positive: left out of the spend model".into());
+        [
+            ServerText(c.key).into_datum(),
+            (c.x as i64).into_datum(),
+            t_x.into_datum(),
+            t.into_datum(),
+            c.avg_spend.into_datum(),
+            pa.into_datum(),
+            e.into_datum(),
+            spend.into_datum(),
+            spend.map(|s| s * factor).into_datum(),
+            flag.into_datum(),
+        ]
     });
-    TableIterator::new(rows)
+    // SAFETY: the call of rfm.clv_customers, whose ten result columns are the datums above
+    unsafe { crate::analyze::return_rows(fcinfo, rows, |r| r) };
 }
 
 /// The longest horizon `rfm.clv_customers` accepts (the CLV sums one term per unit).

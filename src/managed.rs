@@ -16,11 +16,11 @@
 //!   detour through SQL rows.
 
 #[allow(unused_imports)] // check_options: named in the `requires` of extension_sql_file! below
-use crate::analyze::{arg, check_options, money};
+use crate::analyze::{arg, check_options, money, return_rows};
 use crate::errors::{raise, OrRaise};
 use crate::text::{varlena_bytes, Jsonb, ServerText};
 use pgrx::prelude::*;
-use pgrx::{pg_sys, AnyNumeric, PgMemoryContexts};
+use pgrx::{pg_sys, AnyNumeric};
 use rfm_core::analysis::Analysis;
 use rfm_core::changes::Reading as ChangeReading;
 use rfm_core::RfmError;
@@ -263,54 +263,6 @@ fn assigned(fcinfo: pg_sys::FunctionCallInfo) {
                 r.10.into_datum(),
             ]
         })
-    }
-}
-
-/// Returns the rows of a set-returning function in one call, in a tuplestore (materialize
-/// mode), rather than one call per row: a function that pins `search_path` with a `SET`
-/// clause then saves and restores the settings once per call, not once per row (for the
-/// 842,621 customers of the benchmark that was half the time). Each row is built in a
-/// memory context reset after the tuplestore has copied it.
-///
-/// # Safety
-/// `fcinfo` is the call of a set-returning function whose result columns are the `N`
-/// datums `datums` gives (a datum of the column's type, or None for NULL).
-unsafe fn return_rows<R, const N: usize>(
-    fcinfo: pg_sys::FunctionCallInfo,
-    mut rows: impl Iterator<Item = R>,
-    datums: impl Fn(R) -> [Option<pg_sys::Datum>; N],
-) {
-    pg_sys::InitMaterializedSRF(fcinfo, 0);
-    let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
-    let (store, desc) = ((*rsinfo).setResult, (*rsinfo).setDesc);
-    if (*desc).natts as usize != N {
-        // the SQL declaration and this code disagree: a bug of the extension, never data
-        pgrx::error!(
-            "rfm: a set-returning function is declared with {} result columns, its code returns {N}",
-            (*desc).natts
-        );
-    }
-    let mut row_context = PgMemoryContexts::new("rfm result row");
-    loop {
-        let more = row_context.switch_to(|_| match rows.next() {
-            None => false,
-            Some(row) => {
-                let mut values = [pg_sys::Datum::from(0usize); N];
-                let mut nulls = [true; N];
-                for (i, d) in datums(row).into_iter().enumerate() {
-                    if let Some(d) = d {
-                        values[i] = d;
-                        nulls[i] = false;
-                    }
-                }
-                pg_sys::tuplestore_putvalues(store, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-                true
-            }
-        });
-        row_context.reset();
-        if !more {
-            break;
-        }
     }
 }
 

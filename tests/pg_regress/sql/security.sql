@@ -186,22 +186,24 @@ DROP TABLE public.rfm_refresh_new;
 DROP FUNCTION public.sec_evil_eq(regtype, regtype), public.sec_evil_count_sfunc(bigint, text), public.sec_evil_trigger();
 
 -- (c) every function of the extension pins search_path, but the C functions called once per
--- row or per customer, which look up no name a search_path could redirect (a SET clause
--- would cost a settings save and restore on every call; the only SQL they run is
+-- row, which look up no name a search_path could redirect (a SET clause would cost a
+-- settings save and restore on every call; the only SQL they run is
 -- SELECT rfm._user_scheme($1), schema-qualified with a text parameter, to read a saved
 -- scheme); they are listed here by name, so a new one must be added deliberately (the
--- rfm.clv_fit transition function and rfm.clv_customers, per row and per customer, run no
--- SQL at all)
+-- rfm.clv_fit transition function runs no SQL at all). The set-returning functions that
+-- return a row per customer (rfm.customers, rfm.clv_customers, rfm._assigned,
+-- rfm._changes) pin it: they return their rows in one call, so the pin costs one save and
+-- restore per call; rfm.excluded_keys, a bare list of keys, still returns one per call
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prokind IN ('f', 'p')
   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
   AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-           AND p.prosrc IN ('analyze_sfunc_wrapper', 'customers_wrapper', 'excluded_keys_wrapper',
+           AND p.prosrc IN ('analyze_sfunc_wrapper', 'excluded_keys_wrapper',
                             'score_wrapper', 'fm_score_wrapper', 'segment_wrapper', 'abc_tier_wrapper',
                             'quantile_thresholds_sfunc_wrapper', 'quantile_thresholds_sfunc_default_wrapper',
                             'abc_thresholds_sfunc_wrapper', 'abc_thresholds_sfunc_default_wrapper',
-                            'clv_sfunc_wrapper', 'clv_customers_wrapper'))
+                            'clv_sfunc_wrapper'))
 ORDER BY 1;
 SELECT count(*) AS per_row_c_functions_not_pinned
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
