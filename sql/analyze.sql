@@ -126,7 +126,8 @@ CREATE FUNCTION overview(analysis analysis) RETURNS TABLE (
 COMMENT ON FUNCTION overview(analysis) IS 'Headline figures: as_of, period, active and excluded customers, revenue, transactions, and the rows and amounts the analysis accounts for without analysing them';
 
 CREATE FUNCTION excluded_keys(analysis analysis) RETURNS SETOF text
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'excluded_keys_wrapper';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'excluded_keys_wrapper';
 COMMENT ON FUNCTION excluded_keys(analysis) IS
     'Keys of the excluded customers (a row at or before as_of, no purchase in the window), kept when rfm.analyze ran with "keep_excluded": true; else none';
 

@@ -475,7 +475,9 @@ pub(crate) unsafe fn return_rows<R, const N: usize>(
     mut rows: impl Iterator<Item = R>,
     datums: impl Fn(R) -> [Option<pg_sys::Datum>; N],
 ) {
-    pg_sys::InitMaterializedSRF(fcinfo, 0);
+    // the result's descriptor as the caller expects it (a function in FROM, or in a select
+    // list): it exists for a SETOF text too, where the function's own type is not a row
+    pg_sys::InitMaterializedSRF(fcinfo, pg_sys::MAT_SRF_USE_EXPECTED_DESC);
     let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
     let (store, desc) = ((*rsinfo).setResult, (*rsinfo).setDesc);
     if (*desc).natts as usize != N {
@@ -986,11 +988,15 @@ fn customers(fcinfo: pg_sys::FunctionCallInfo) {
 }
 
 /// The keys of the excluded customers, kept when the analysis was made with
-/// `"keep_excluded": true` (else none).
-#[pg_extern(immutable, parallel_safe, sql = false)]
-fn excluded_keys(analysis: &[u8]) -> SetOfIterator<'static, ServerText> {
-    let keys = Analysis::excluded_keys(analysis).or_raise();
-    SetOfIterator::new(keys.into_iter().map(ServerText))
+/// `"keep_excluded": true` (else none). Rows returned in one call (see [`return_rows`]).
+#[pg_extern(sql = false)]
+fn excluded_keys(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: called by PostgreSQL as declared: STRICT, (analysis) returning SETOF text
+    unsafe {
+        let analysis = varlena_bytes(arg(fcinfo, 0).expect("strict"));
+        let keys = Analysis::excluded_keys(analysis).or_raise();
+        return_rows(fcinfo, keys.into_iter(), |k| [ServerText(k).into_datum()]);
+    }
 }
 
 /// One row per segment of the scheme, empty ones included.

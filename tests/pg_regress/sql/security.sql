@@ -191,15 +191,15 @@ DROP FUNCTION public.sec_evil_eq(regtype, regtype), public.sec_evil_count_sfunc(
 -- SELECT rfm._user_scheme($1), schema-qualified with a text parameter, to read a saved
 -- scheme); they are listed here by name, so a new one must be added deliberately (the
 -- rfm.clv_fit transition function runs no SQL at all). The set-returning functions that
--- return a row per customer (rfm.customers, rfm.clv_customers, rfm._assigned,
--- rfm._changes) pin it: they return their rows in one call, so the pin costs one save and
--- restore per call; rfm.excluded_keys, a bare list of keys, still returns one per call
+-- return a row per customer (rfm.customers, rfm.excluded_keys, rfm.clv_customers,
+-- rfm._assigned, rfm._changes) pin it: they return their rows in one call, so the pin costs
+-- one save and restore per call
 SELECT p.oid::regprocedure AS function_without_pinned_search_path
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prokind IN ('f', 'p')
   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
   AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
-           AND p.prosrc IN ('analyze_sfunc_wrapper', 'excluded_keys_wrapper',
+           AND p.prosrc IN ('analyze_sfunc_wrapper',
                             'score_wrapper', 'fm_score_wrapper', 'segment_wrapper', 'abc_tier_wrapper',
                             'quantile_thresholds_sfunc_wrapper', 'quantile_thresholds_sfunc_default_wrapper',
                             'abc_thresholds_sfunc_wrapper', 'abc_thresholds_sfunc_default_wrapper',
