@@ -345,6 +345,63 @@ pub struct RuleScheme {
     /// The metrics the conditions read: bit `metric as u32`, and [`READS_CODE`].
     reads: u32,
     table: Option<[u8; SCORE_CELLS]>,
+    /// The rules again, when each is one comparison or all of some (see [`Flat`]).
+    flat: Option<Flat>,
+}
+
+/// A scheme whose every rule is a conjunction of comparisons, in a form that classifies
+/// without walking the rules' trees: each distinct comparison is evaluated once, into a
+/// bit, and a rule matches when all its bits are set. Its answer is [`eval`]'s.
+#[derive(Debug, Clone, PartialEq)]
+struct Flat {
+    /// The distinct comparisons (at most 64).
+    tests: Vec<(u8, Test)>,
+    /// For each rule, the bits of its comparisons.
+    needs: Vec<u64>,
+}
+
+impl Flat {
+    /// The flat form of compiled rules, when they have one.
+    fn of(nodes: &[Node], roots: &[u32]) -> Option<Flat> {
+        let mut tests: Vec<(u8, Test)> = Vec::new();
+        let mut needs = Vec::with_capacity(roots.len());
+        for &root in roots {
+            let root = root as usize;
+            let children = match nodes[root] {
+                Node::Test { .. } => root..root + 1,
+                Node::All { end } => root + 1..end as usize,
+                _ => return None,
+            };
+            let mut need = 0u64;
+            for node in &nodes[children] {
+                let Node::Test { metric, test } = *node else {
+                    return None; // a nested group
+                };
+                let bit = match tests.iter().position(|&t| t == (metric, test)) {
+                    Some(b) => b,
+                    None if tests.len() < 64 => {
+                        tests.push((metric, test));
+                        tests.len() - 1
+                    }
+                    None => return None,
+                };
+                need |= 1 << bit;
+            }
+            needs.push(need);
+        }
+        Some(Flat { tests, needs })
+    }
+
+    /// The first rule that matches, if any.
+    #[inline]
+    fn first_match(&self, pool: &[f64], v: &Values) -> Option<usize> {
+        let mut bits = 0u64;
+        for (b, &(metric, test)) in self.tests.iter().enumerate() {
+            let holds = v.0[metric as usize].is_some_and(|x| test.holds(x, pool));
+            bits |= (holds as u64) << b;
+        }
+        self.needs.iter().position(|&need| bits & need == need)
+    }
 }
 
 /// Names of the built-in schemes (grid and rule schemes): they cannot be redefined.
@@ -1197,7 +1254,9 @@ impl RuleScheme {
             needs_clv,
             reads,
             table: None,
+            flat: None,
         };
+        scheme.flat = Flat::of(&scheme.nodes, &scheme.roots);
         scheme.check_coverage(&at)?;
         if score_only {
             let mut table = [0u8; SCORE_CELLS];
@@ -1366,16 +1425,25 @@ impl RuleScheme {
     /// index (or, without a default, the last rule: validation proved that this cannot
     /// happen for the customers of the population).
     pub fn classify(&self, v: &Values) -> usize {
-        for (i, &root) in self.roots.iter().enumerate() {
-            if eval(&self.nodes, &self.pool, root as usize, v) {
-                return i;
-            }
+        let first = match &self.flat {
+            Some(flat) => flat.first_match(&self.pool, v),
+            None => self.first_match_walked(v),
+        };
+        if let Some(i) = first {
+            return i;
         }
         if self.has_default {
             self.roots.len()
         } else {
             self.roots.len() - 1
         }
+    }
+
+    /// The first rule that matches, each rule's tree walked in turn.
+    fn first_match_walked(&self, v: &Values) -> Option<usize> {
+        self.roots
+            .iter()
+            .position(|&root| eval(&self.nodes, &self.pool, root as usize, v))
     }
 
     /// Whether every condition reads only scores (r, f, m, fm, rfm_code): then the scheme is
@@ -2524,5 +2592,59 @@ mod tests {
         assert_eq!(stage(customer(0.0, 0.0, 1.0, 5.0, 1.0)), "First-Time Buyer");
         // a stage never depends on a NULL metric matching
         assert_eq!(stage(Values::default()), "One-Time Buyer");
+    }
+
+    #[test]
+    fn the_flat_form_classifies_as_the_rule_trees() {
+        // schemes with and without a flat form: conjunctions of comparisons (repeated
+        // comparisons share a bit), a single comparison, `in`, and a nested group (none)
+        let flat = builtin("lifecycle").unwrap().clone();
+        assert!(flat.flat.is_some());
+        let mixed = parse(json!({"population": "all", "segments": [
+            {"name": "A", "when": {"frequency": {">=": 3}, "monetary": {"between": [10, 500]}}},
+            {"name": "B", "when": {"returns": {"in": [1, 2, 5]}}},
+            {"name": "C", "when": {"frequency": {">=": 3}}},
+            {"name": "D", "when": {"tenure_days": {"<": 30}, "frequency": {"=": 1}}},
+            {"name": "E", "when": {}}]}))
+        .unwrap();
+        assert!(mixed.flat.is_some());
+        let nested = parse(json!({"population": "all", "segments": [
+            {"name": "A", "when": {"any": [{"frequency": {">=": 3}}, {"returns": {">": 1}}]}},
+            {"name": "B", "when": {"monetary": {">": 100}}}], "default": "Z"}))
+        .unwrap();
+        assert!(nested.flat.is_none());
+        let mut x: u64 = 7;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for s in [&flat, &mixed, &nested] {
+            for _ in 0..20_000 {
+                let mut v = Values::default();
+                for m in ALL_METRICS {
+                    let r = next();
+                    // NULL, or a small whole number, or a value around the limits above
+                    v.0[m as usize] = match r % 4 {
+                        0 => None,
+                        1 => Some((r >> 8) as f64 % 8.0),
+                        2 => Some(
+                            [
+                                0.0, 1.0, 2.0, 3.0, 4.0, 10.0, 29.0, 30.0, 90.0, 91.0, 180.0,
+                                181.0, 365.0, 366.0, 500.0, 730.0, 731.0, 1999.99, 2000.0,
+                            ][(r >> 8) as usize % 19],
+                        ),
+                        _ => Some(((r >> 8) % 3000) as f64 / 1.5),
+                    };
+                }
+                let walked = s.first_match_walked(&v);
+                let flat = s
+                    .flat
+                    .as_ref()
+                    .map_or(walked, |f| f.first_match(&s.pool, &v));
+                assert_eq!(flat, walked, "{v:?}");
+            }
+        }
     }
 }
