@@ -2,6 +2,7 @@
 //! computed from a finished state and written as an `rfm.analysis` value.
 
 use super::options::{Config, Method, METRICS};
+use super::prefetch;
 use super::state::{add_money, instant, Entry, Extra, MoneyKind, Slot, State, Tables};
 use super::value::{GridRow, Header, Money, Overview, SummaryRow, ThresholdRow};
 use super::value::{ANALYSIS_VERSION, NO_TIER};
@@ -63,20 +64,6 @@ fn money_add(a: Money, b: Money) -> Money {
         (Money::Float(x), Money::Float(y)) => Money::Float(x + y),
         (a, _) => a,
     }
-}
-
-/// Asks the CPU to fetch what `p` points to into its cache, without waiting for it.
-#[inline]
-fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that reads and writes nothing; it cannot fault.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (p as *const T).cast(),
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Float bits mapped to integers in the order of `f64::total_cmp`.

@@ -8,6 +8,7 @@
 //! in `value`. Everything public is re-exported here.
 
 mod finalize;
+mod index;
 mod options;
 mod predict;
 mod run;
@@ -24,6 +25,20 @@ pub use value::{
 };
 
 use crate::codec::{Reader, Writer};
+
+/// Asks the CPU to fetch what `p` points to into its cache, without waiting for it.
+#[inline]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that reads and writes nothing; it cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (p as *const T).cast(),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// A customer key as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The aggregate state: a compact per-customer hash table filled row by row (in batches),
 //! mergeable for parallel plans, and its serialized encoding.
 
+use super::index::Index;
 use super::options::{Config, MICROS};
 use super::run::{self, Run};
 use super::Key;
@@ -126,33 +127,18 @@ impl Slot for Wide {
 /// Wide entries per chunk of a [`WideTable`] (1 MiB).
 const CHUNK: usize = 1 << 14;
 
-/// Where a wide customer is: its key as in [`Entry::key`] (in halves, so that the slot is
-/// 12 bytes) and the number of its entry in the chunks.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct At {
-    key_lo: u32,
-    key_hi: u32,
-    idx: u32,
-}
-
-impl At {
-    #[inline]
-    fn key(&self) -> u64 {
-        ((self.key_hi as u64) << 32) | self.key_lo as u64
-    }
-}
-
 /// The customers of a state with the full metrics. In an open-addressing table of 64-byte
 /// entries, the old and the new table exist together while it grows: up to three times the
 /// entries' bytes at that moment. Here the entries stay where they were put, in chunks of
 /// [`CHUNK`] that never move (only the first one, while it is the only one, grows by
-/// doubling), and a table of 12-byte [`At`] slots finds them. Only that table is copied when
+/// doubling), and an [`Index`] of 12.8-byte slots finds them. Only the index is copied when
 /// it grows: with its old and new slots together, a large state peaks at about 110 bytes a
-/// customer at most, against up to 220 for the entries in the table itself.
-///
+/// customer at most, against up to 220 for the entries in the table itself. The index is
+/// one that can be asked for a key's slot before it is read, so that the rows of a batch
+/// wait for their slots together.
 #[derive(Default)]
 pub(super) struct WideTable {
-    index: HashTable<At>,
+    index: Index,
     chunks: Vec<Vec<Wide>>,
     len: usize,
 }
@@ -209,16 +195,7 @@ impl WideTable {
     /// Asks the CPU to fetch entry `i` into its cache, without waiting for it.
     #[inline]
     fn prefetch(&self, i: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p: *const Wide = &self.chunks[i / CHUNK][i % CHUNK];
-            // SAFETY: a prefetch is a hint that reads and writes nothing; it cannot fault.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        super::prefetch(&self.chunks[i / CHUNK][i % CHUNK]);
     }
 
     /// The entries by value: the index is freed first, then each chunk once it is read.
@@ -432,7 +409,8 @@ fn slot<'t, T: Slot>(
     }
 }
 
-/// [`slot`] for a [`WideTable`]: the number of the entry of `key`, created empty when new.
+/// [`slot`] for a [`WideTable`]: the number of the entry of `key` (whose hash is `hash`),
+/// created empty when new.
 fn wide_find(
     table: &mut WideTable,
     keys: Keys<'_>,
@@ -440,6 +418,7 @@ fn wide_find(
     empty_money: i64,
     peak: &mut usize,
     key: Key,
+    hash: u64,
 ) -> Result<usize> {
     let Keys {
         arena,
@@ -449,52 +428,33 @@ fn wide_find(
     let WideTable {
         index, chunks, len, ..
     } = table;
-    if index.len() == index.capacity() {
-        // the index is full and grows now; the entries stay where they are
+    if let Some(i) = index.find(hash, |k| stored_key(arena, text, k) == key) {
+        return Ok(i as usize);
+    }
+    let customers = index.len();
+    if customers >= max_customers {
+        return Err(customer_limit(max_customers));
+    }
+    if index.is_full() {
+        // the index grows now; the entries stay where they are
         let before = index.allocation_size() + chunk_bytes(chunks) + arena.capacity();
         let arena_ref: &Vec<u8> = arena;
-        index.reserve(1, |a| {
-            hash_key(hasher, stored_key(arena_ref, text, a.key()))
-        });
+        index.grow(|k| hash_key(hasher, stored_key(arena_ref, text, k)));
         *peak = (*peak).max(before + index.allocation_size());
     }
-    let hash = hash_key(hasher, key);
-    let customers = index.len();
-    let found = {
-        let arena_ref: &Vec<u8> = arena;
-        index.entry(
-            hash,
-            |a| stored_key(arena_ref, text, a.key()) == key,
-            |a| hash_key(hasher, stored_key(arena_ref, text, a.key())),
-        )
-    };
-    match found {
-        hashbrown::hash_table::Entry::Occupied(o) => Ok(o.get().idx as usize),
-        hashbrown::hash_table::Entry::Vacant(v) => {
-            if customers >= max_customers {
-                return Err(customer_limit(max_customers));
-            }
-            let idx = u32::try_from(customers).map_err(|_| too_many_customers(customers))?;
-            let stored = store_key(arena, key, customers)?;
-            let index = v
-                .insert(At {
-                    key_lo: stored as u32,
-                    key_hi: (stored >> 32) as u32,
-                    idx,
-                })
-                .into_table();
-            let others = index.allocation_size() + arena.capacity();
-            push_chunk(
-                chunks,
-                customers,
-                Wide::fresh(stored, empty_money),
-                others,
-                peak,
-            );
-            *len += 1;
-            Ok(customers)
-        }
-    }
+    let idx = u32::try_from(customers).map_err(|_| too_many_customers(customers))?;
+    let stored = store_key(arena, key, customers)?;
+    index.insert(hash, stored, idx);
+    let others = index.allocation_size() + arena.capacity();
+    push_chunk(
+        chunks,
+        customers,
+        Wide::fresh(stored, empty_money),
+        others,
+        peak,
+    );
+    *len += 1;
+    Ok(customers)
 }
 
 /// Counts one row of `e` in the window: a purchase at `stamp`, or a return.
@@ -875,7 +835,13 @@ impl State {
                 // entry is a cache line of its own beside the index: fetched one row at a
                 // time, each row would wait for it; this way the fetches overlap.
                 let mut at = [0usize; BATCH];
+                let mut hashes = [0u64; BATCH];
                 for part in rows.chunks(BATCH) {
+                    // the index buckets of every row first (see [`super::index`])
+                    for (h, r) in hashes.iter_mut().zip(part) {
+                        *h = hash_key(hasher, key_at(r));
+                        t.index.prefetch(*h);
+                    }
                     let mut found = part.len();
                     for (i, r) in part.iter().enumerate() {
                         let keys = Keys {
@@ -883,7 +849,8 @@ impl State {
                             hasher: &*hasher,
                             text: text_keys,
                         };
-                        match wide_find(t, keys, *max_customers, empty, peak_bytes, key_at(r)) {
+                        let (key, hash) = (key_at(r), hashes[i]);
+                        match wide_find(t, keys, *max_customers, empty, peak_bytes, key, hash) {
                             Ok(e) => {
                                 at[i] = e;
                                 t.prefetch(e);
@@ -1546,6 +1513,5 @@ mod tests {
     fn an_entry_stays_small() {
         assert_eq!(std::mem::size_of::<Entry>(), 24);
         assert_eq!(std::mem::size_of::<Wide>(), 64);
-        assert_eq!(std::mem::size_of::<At>(), 12);
     }
 }
