@@ -14,6 +14,7 @@
 //! field in range, exactly the count of customers it announces, no byte left over. A run
 //! that is not is an error (22P03), never a panic.
 
+use super::options::MICROS;
 use super::state::{merge_entry, merge_extra, Entry, Extra};
 use super::Key;
 use crate::error::{ErrorKind, Result, RfmError};
@@ -114,7 +115,22 @@ impl Writer {
         }
     }
 
+    /// An instant relative to `from`: whole seconds (zigzag), then the microseconds left
+    /// (one byte for the whole seconds that timestamps usually are).
+    #[inline]
+    fn instant(&mut self, t: i64, from: i64) {
+        let d = t.wrapping_sub(from);
+        self.varint(zigzag(d.div_euclid(MICROS)));
+        self.varint(d.rem_euclid(MICROS) as u64);
+    }
+
     /// Appends one customer; `key` is its key (a bigint's bits, or its text).
+    ///
+    /// With the full metrics, what follows from other fields is left out: the latest
+    /// purchase in the window (`last`) of a customer with one is the latest purchase
+    /// (`latest`) in seconds; the purchase amounts are written as what the returns took
+    /// off the window's amount (exact amounts: usually nothing); the first and the latest
+    /// purchase only for a customer that has one.
     #[inline]
     pub fn push(&mut self, key: Key, e: &Entry, x: Option<&Extra>) {
         match key {
@@ -129,20 +145,29 @@ impl Writer {
             }
         }
         self.money(e.money);
-        self.varint(e.last.into());
         self.varint(e.freq.into());
-        if self.f.wide {
-            let x = x.copied().unwrap_or(Extra::EMPTY);
-            self.money(x.purchases);
-            self.money(x.before);
-            self.varint(zigzag(x.first.wrapping_sub(self.f.base)));
-            self.varint(zigzag(x.latest.wrapping_sub(x.first)));
-            self.varint(x.returns.into());
-            self.varint(x.orders_before.into());
-            if e.freq as u64 + x.orders_before as u64 > 0 {
-                self.oldest = self.oldest.min(x.first);
-            }
+        if !self.f.wide {
+            self.varint(e.last.into());
+            self.n += 1;
+            return;
         }
+        if e.freq == 0 {
+            self.varint(e.last.into());
+        }
+        let x = x.copied().unwrap_or(Extra::EMPTY);
+        if self.f.exact {
+            self.varint(zigzag(x.purchases.wrapping_sub(e.money)));
+        } else {
+            self.money(x.purchases);
+        }
+        self.money(x.before);
+        self.varint(x.orders_before.into());
+        if e.freq as u64 + x.orders_before as u64 > 0 {
+            self.instant(x.first, self.f.base);
+            self.instant(x.latest, x.first);
+            self.oldest = self.oldest.min(x.first);
+        }
+        self.varint(x.returns.into());
         self.n += 1;
     }
 
@@ -270,6 +295,19 @@ impl<'a> RunReader<'a> {
         }
     }
 
+    /// An instant written by [`Writer::instant`] relative to `from`.
+    #[inline(always)]
+    fn instant(&mut self, from: i64) -> Option<i64> {
+        let secs = self.zigzag()?;
+        let micros = self.varint()?;
+        if micros >= MICROS as u64 {
+            return None;
+        }
+        secs.checked_mul(MICROS)?
+            .checked_add(micros as i64)?
+            .checked_add(from)
+    }
+
     #[inline]
     fn read(&mut self) -> Option<Head<'a>> {
         let (prefix, text, key) = if self.f.text {
@@ -293,31 +331,60 @@ impl<'a> RunReader<'a> {
             (o, &[][..], int_order(o))
         };
         self.prev = Some((prefix, text));
+        let money = self.money()?;
+        let freq = self.u32()?;
+        if !self.f.wide {
+            let e = Entry {
+                key,
+                money,
+                last: self.u32()?,
+                freq,
+            };
+            return Some(Head {
+                prefix,
+                text,
+                e,
+                x: Extra::EMPTY,
+            });
+        }
+        let last = if freq == 0 { Some(self.u32()?) } else { None };
+        let purchases = if self.f.exact {
+            money.checked_add(self.zigzag()?.checked_mul(self.factor)?)?
+        } else {
+            self.money()?
+        };
+        let before = self.money()?;
+        let orders_before = self.u32()?;
+        let (first, latest) = if freq as u64 + orders_before as u64 > 0 {
+            let first = self.instant(self.f.base)?;
+            let latest = self.instant(first)?;
+            if first < self.oldest || latest < first {
+                return None; // before the run's earliest purchase, or the latest before the first
+            }
+            (first, latest)
+        } else {
+            (Extra::EMPTY.first, Extra::EMPTY.latest)
+        };
+        let last = match last {
+            Some(l) => l,
+            // the stamp of the latest purchase, which is in the window (see state::Stamp)
+            None => u32::try_from(latest.checked_sub(self.f.base)? / MICROS + 1)
+                .ok()
+                .filter(|&s| s > 0)?,
+        };
         let e = Entry {
             key,
-            money: self.money()?,
-            last: self.u32()?,
-            freq: self.u32()?,
+            money,
+            last,
+            freq,
         };
-        let x = if self.f.wide {
-            let purchases = self.money()?;
-            let before = self.money()?;
-            let first = self.zigzag()?.wrapping_add(self.f.base);
-            let latest = self.zigzag()?.wrapping_add(first);
-            let x = Extra {
-                purchases,
-                before,
-                first,
-                latest,
-                returns: self.u32()?,
-                orders_before: self.u32()?,
-            };
-            if e.freq as u64 + x.orders_before as u64 > 0 && first < self.oldest {
-                return None; // a purchase before the run's earliest one
-            }
-            x
-        } else {
-            Extra::EMPTY
+        let x = Extra {
+            purchases,
+            before,
+            first,
+            latest,
+            returns: self.u32()?,
+            orders_before,
         };
         Some(Head { prefix, text, e, x })
     }

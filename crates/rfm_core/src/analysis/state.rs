@@ -1168,9 +1168,10 @@ impl State {
     }
 }
 
-/// Version 6: the customers as one sorted run (see [`run`]); the options carry the scheme
+/// Version 7: the customers as one sorted run (see [`run`]), wide entries without what
+/// follows from other fields; the options carry the scheme
 /// (a user's with its document).
-const STATE_VERSION: u8 = 6;
+const STATE_VERSION: u8 = 7;
 
 fn too_many_rows() -> RfmError {
     RfmError::new(
@@ -1487,7 +1488,7 @@ mod tests {
                 "cut",
             );
             check(&|| with_run(text, &[lo, hi], |b| b.push(0)), "a byte more");
-            // the last entry's count of purchases before the window as a varint beyond u32
+            // the last entry's count of returns as a varint beyond u32
             check(
                 &|| {
                     with_run(text, &[lo], |b| {
@@ -1496,6 +1497,29 @@ mod tests {
                     })
                 },
                 "a count beyond u32",
+            );
+            // the entry ends with its latest purchase (seconds after the first, 3 bytes;
+            // microseconds, 0) and its returns (0)
+            let run = with_run(text, &[lo], |_| {}).runs[0].bytes.clone();
+            // zigzag(864,000 seconds) = 1,728,000 as a varint
+            assert_eq!(run[run.len() - 5..], [0x80, 0xBC, 0x69, 0, 0]);
+            check(
+                &|| {
+                    with_run(text, &[lo], |b| {
+                        b.truncate(b.len() - 2);
+                        b.extend([0xC0, 0x84, 0x3D, 0]); // 1,000,000 microseconds
+                    })
+                },
+                "a second of microseconds",
+            );
+            check(
+                &|| {
+                    with_run(text, &[lo], |b| {
+                        b.truncate(b.len() - 5);
+                        b.extend([1, 0, 0]); // a second before the first purchase
+                    })
+                },
+                "the latest purchase before the first",
             );
             // a purchase before the earliest the run announces
             check(
