@@ -117,7 +117,7 @@ fn an_excluded_key_count_of_2_pow_40_is_rejected() {
 fn a_120_byte_forged_value_is_rejected_quickly() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for fill in [0x00u8, 0x01, 0x7F, 0x80, 0xFF] {
-        let mut forged = vec![4u8]; // the current version byte
+        let mut forged = vec![5u8]; // the current version byte
                                     // (100 zero bytes happen to be a valid empty analysis; 120 are not)
         forged.extend(std::iter::repeat_n(fill, 119));
         assert!(bounded(64 * 1024, || rejected(&forged)), "fill {fill:#x}");
@@ -131,7 +131,7 @@ fn truncated_and_wrong_version_values_are_rejected() {
     for cut in 0..bytes.len() {
         assert!(rejected(&bytes[..cut]), "cut at {cut}");
     }
-    for version in [0u8, 1, 2, 3, 5, 255] {
+    for version in [0u8, 1, 2, 3, 4, 6, 255] {
         let mut v = bytes.clone();
         v[0] = version;
         assert!(rejected(&v), "version {version}");

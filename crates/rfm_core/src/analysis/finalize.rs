@@ -4,8 +4,8 @@
 use super::options::{Config, Method, METRICS};
 use super::prefetch;
 use super::state::{add_money, instant, Entry, Extra, MoneyKind, Slot, State, Tables};
+use super::value::{write_instant, ANALYSIS_VERSION, NO_TIER};
 use super::value::{GridRow, Header, Money, Overview, SummaryRow, ThresholdRow};
-use super::value::{ANALYSIS_VERSION, NO_TIER};
 use crate::abc;
 use crate::codec::Writer;
 use crate::error::Result;
@@ -707,8 +707,8 @@ pub fn finalize_with(
             money_out(&mut w, x.before);
             w.varint(x.returns as u64);
             w.varint(x.orders_before as u64);
-            w.zigzag(x.first);
-            w.zigzag(x.latest);
+            write_instant(&mut w, x.first, 0);
+            write_instant(&mut w, x.latest, x.first);
             w.zigzag(d.0 as i64);
             w.zigzag(d.1 as i64);
         }

@@ -1,18 +1,19 @@
 //! The `rfm.analysis` value: what it holds ([`Analysis`] and its row types), how it is
 //! written and read, and [`Customers`], its customers decoded one at a time.
 
-use super::options::{Method, METRICS};
+use super::options::{Method, METRICS, MICROS};
 use super::{read_opt, write_opt, Key};
 use crate::codec::{Reader, Writer};
 use crate::error::{ErrorKind, Result, RfmError};
 use crate::numeric;
 
-/// Version 4: customers encoded compactly (varints, segment and tier as indexes; tier
+/// Version 5: customers encoded compactly (varints, segment and tier as indexes; tier
 /// [`NO_TIER`] for a customer below `abc_min_sales`; scores 0 for a customer who is not
 /// active, output by a scheme with population `all`), with the full metrics when the
-/// analysis computed them, then the keys of the excluded customers (none unless
+/// analysis computed them (first and latest purchase as seconds and microseconds, the
+/// latest after the first), then the keys of the excluded customers (none unless
 /// `keep_excluded`).
-pub(super) const ANALYSIS_VERSION: u8 = 4;
+pub(super) const ANALYSIS_VERSION: u8 = 5;
 
 /// The tier index of a customer left out of the ABC ranking.
 pub(super) const NO_TIER: u8 = u8::MAX;
@@ -414,6 +415,25 @@ struct RawExtra {
     since: i64,
 }
 
+/// An instant relative to `from` as [`write_instant`] wrote it.
+fn read_instant(r: &mut Reader, from: i64) -> Option<i64> {
+    let secs = r.zigzag()?;
+    let micros = r.varint()?;
+    if micros >= MICROS as u64 {
+        return None;
+    }
+    let d = secs.checked_mul(MICROS)?.checked_add(micros as i64)?;
+    Some(from.wrapping_add(d))
+}
+
+/// An instant relative to `from`: whole seconds (zigzag), then the microseconds left (one
+/// byte for the whole seconds that timestamps usually are).
+pub(super) fn write_instant(w: &mut Writer, t: i64, from: i64) {
+    let d = t.wrapping_sub(from);
+    w.zigzag(d.div_euclid(MICROS));
+    w.varint(d.rem_euclid(MICROS) as u64);
+}
+
 fn read_extra(r: &mut Reader, exact: bool) -> Option<RawExtra> {
     let mut money = || -> Option<i64> {
         Some(if exact {
@@ -424,13 +444,15 @@ fn read_extra(r: &mut Reader, exact: bool) -> Option<RawExtra> {
     };
     let purchases = money()?;
     let before = money()?;
+    let (returns, orders_before) = (r.varint()?, r.varint()?);
+    let first = read_instant(r, 0)?;
     let x = RawExtra {
         purchases,
         before,
-        returns: r.varint()?,
-        orders_before: r.varint()?,
-        first: r.zigzag()?,
-        latest: r.zigzag()?,
+        returns,
+        orders_before,
+        first,
+        latest: read_instant(r, first)?,
         tenure: r.zigzag()?,
         since: r.zigzag()?,
     };
