@@ -362,7 +362,7 @@ fn collect_merged<R: Fn(&Entry) -> u32>(
 /// Computes the analysis from a finished state and returns the `rfm.analysis` value. The
 /// state's table is released as soon as the customers are copied out of it, so the
 /// memory this needs beyond the state is about 28 bytes per active customer plus the value
-/// itself (about 15 bytes per customer; with the full metrics about 80 more).
+/// itself (about 15 bytes per customer; with the full metrics about 20 more).
 pub fn finalize(state: State, days: &Days) -> Result<Vec<u8>> {
     finalize_with(state, days, None)
 }

@@ -4,7 +4,8 @@
 //! worker-to-leader queue and deserializes it in the leader, which combines them and runs
 //! the final step alone. So each participant sorts its customers and writes them as a
 //! *run*: keys as deltas, counts and amounts as varints (about 9 bytes a customer instead
-//! of the table's 24, about 26 instead of 64 with the full metrics). The leader keeps the
+//! of the table's 24, about 18 instead of 64 with the full metrics and timestamps in whole
+//! seconds). The leader keeps the
 //! runs as they arrive, without building a table, and the final step reads them all in one
 //! k-way merge that adds up a customer's entries as it meets them and hands the customers
 //! over in key order, which is also the tie-break order of the value.
