@@ -38,6 +38,9 @@ const OPTION_KEYS: [&str; 12] = [
 pub struct AnalyzeState {
     state: State,
     options_bytes: Vec<u8>,
+    /// Whether the options are the same datum on every row (a constant or a query
+    /// parameter): then they are compared with the first row's only once.
+    options_stable: bool,
     /// The purchase-day summary of the CLV models (SPEC §12), when the rules read `p_alive`
     /// or `clv` (or the option `"clv"` asks for them).
     clv: Option<ClvPart>,
@@ -552,9 +555,9 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 "argument \"options\" of rfm.analyze must not be NULL",
             ));
         }
-        let options_bytes = options.map(|d| varlena_bytes(d)).unwrap_or(&[]);
         let mut state = Internal::from(arg(fcinfo, 0));
         if !state.initialized() {
+            let options_bytes = options.map(|d| varlena_bytes(d)).unwrap_or(&[]);
             let flinfo = (*fcinfo).flinfo;
             let key_type = pg_sys::get_fn_expr_argtype(flinfo, 1);
             let amount_type = pg_sys::get_fn_expr_argtype(flinfo, 3);
@@ -570,14 +573,18 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             let s = AnalyzeState {
                 state: new_state,
                 options_bytes: options_bytes.to_vec(),
+                options_stable: has_options && pg_sys::get_fn_expr_arg_stable(flinfo, 4),
                 clv,
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
             state = Internal::from(Some(pg_sys::Datum::from(ptr)));
         }
         let s = state.get_mut::<AnalyzeState>().expect("initialized");
-        if options_bytes != s.options_bytes.as_slice() {
-            raise(options_differ());
+        if !s.options_stable {
+            let options_bytes = options.map(|d| varlena_bytes(d)).unwrap_or(&[]);
+            if options_bytes != s.options_bytes.as_slice() {
+                raise(options_differ());
+            }
         }
         let (key, Some(ts), Some(amount)) = (arg(fcinfo, 1), arg(fcinfo, 2), arg(fcinfo, 3)) else {
             return state;
@@ -688,6 +695,7 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 let s = AnalyzeState {
                     state: other_state,
                     options_bytes: std::mem::take(&mut other.options_bytes),
+                    options_stable: false,
                     clv: other_clv,
                 };
                 let ptr =
@@ -759,6 +767,7 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         Internal::new(AnalyzeState {
             state,
             options_bytes: opts.to_vec(),
+            options_stable: false,
             clv,
         })
     }
