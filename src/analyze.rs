@@ -542,6 +542,29 @@ enum Amount {
     Float(f64),
 }
 
+/// Whether the options argument of the aggregate call is a constant or a query parameter,
+/// the same datum on every row. Read from the `Aggref` itself: the transition function's
+/// own expression has placeholder arguments, for which `get_fn_expr_arg_stable` is false.
+unsafe fn options_are_constant(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    let aggref = pg_sys::AggGetAggref(fcinfo);
+    // the aggregate's fourth argument (the transition function's fifth, after the state)
+    if aggref.is_null() || pg_sys::list_length((*aggref).args) < 4 {
+        return false;
+    }
+    let te = pg_sys::list_nth((*aggref).args, 3) as *mut pg_sys::TargetEntry;
+    let expr = (*te).expr as *mut pg_sys::Node;
+    if expr.is_null() {
+        return false;
+    }
+    match (*expr).type_ {
+        pg_sys::NodeTag::T_Const => true,
+        pg_sys::NodeTag::T_Param => {
+            (*(expr as *mut pg_sys::Param)).paramkind == pg_sys::ParamKind::PARAM_EXTERN
+        }
+        _ => false,
+    }
+}
+
 /// The transition function of every `rfm.analyze` signature.
 #[pg_extern(sql = false)]
 fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
@@ -573,7 +596,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             let s = AnalyzeState {
                 state: new_state,
                 options_bytes: options_bytes.to_vec(),
-                options_stable: has_options && pg_sys::get_fn_expr_arg_stable(flinfo, 4),
+                options_stable: has_options && options_are_constant(fcinfo),
                 clv,
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);

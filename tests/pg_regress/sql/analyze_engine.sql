@@ -64,6 +64,16 @@ SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, CASE WHEN c IS NULL THEN 
 SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, CASE WHEN c = 3 THEN NULL ELSE '{}' END::jsonb) FROM (SELECT * FROM en ORDER BY c) x$$);
 SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, CASE WHEN c = 3 THEN NULL ELSE '{}' END::jsonb) FROM (SELECT * FROM en ORDER BY c DESC) x$$);
 SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a, NULL) FROM en$$);
+-- options as a constant, a query parameter (generic plan) or a subquery's value give the
+-- same analysis: a constant or a parameter is compared with the first row's once, other
+-- expressions on every row
+SELECT (SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31"}') FROM en)
+     = (SELECT rfm.analyze(c, t, a, (SELECT '{"as_of": "2025-12-31"}'::jsonb)) FROM en) AS subquery_same;
+SET plan_cache_mode = force_generic_plan;
+PREPARE en_opts(jsonb) AS SELECT rfm.analyze(c, t, a, $1) AS v FROM en;
+CREATE TEMP TABLE en_param AS EXECUTE en_opts('{"as_of": "2025-12-31"}');
+SELECT (SELECT v FROM en_param) = (SELECT rfm.analyze(c, t, a, '{"as_of": "2025-12-31"}') FROM en) AS parameter_same;
+DEALLOCATE en_opts; RESET plan_cache_mode; DROP TABLE en_param;
 -- ... and under a parallel plan, where partial states are combined
 CREATE TABLE en_big AS SELECT g AS c, timestamptz '2025-12-01' AS t, 10::numeric AS a FROM generate_series(1, 200000) g;
 ANALYZE en_big;
