@@ -35,7 +35,7 @@ const EMPTY: Bucket = Bucket {
     overflow: false,
 };
 
-/// Keys (as a state stores them, see `state::Entry::key`) and their entry numbers.
+/// Keys (a bigint as a state stores it, or a text key's hash) and their entry numbers.
 #[derive(Debug, Default)]
 pub(super) struct Index {
     buckets: Vec<Bucket>,
@@ -72,9 +72,9 @@ impl Index {
         }
     }
 
-    /// The entry number of the key with `hash` for which `eq` holds.
+    /// The entry number of the key with `hash` for which `eq(key, entry number)` holds.
     #[inline]
-    pub(super) fn find(&self, hash: u64, mut eq: impl FnMut(u64) -> bool) -> Option<u32> {
+    pub(super) fn find(&self, hash: u64, mut eq: impl FnMut(u64, u32) -> bool) -> Option<u32> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -83,7 +83,7 @@ impl Index {
         loop {
             let bucket = &self.buckets[b];
             for s in 0..bucket.len as usize {
-                if eq(bucket.keys[s]) {
+                if eq(bucket.keys[s], bucket.idx[s]) {
                     return Some(bucket.idx[s]);
                 }
             }
@@ -159,19 +159,19 @@ mod tests {
     #[test]
     fn finds_every_key_and_no_other_through_growth() {
         let mut ix = Index::default();
-        assert_eq!(ix.find(mix(1), |k| k == 1), None);
+        assert_eq!(ix.find(mix(1), |k, _| k == 1), None);
         let keys: Vec<u64> = (0..50_000u64).map(|i| i * 7 + 3).collect();
         for (i, &k) in keys.iter().enumerate() {
             add(&mut ix, mix, k, i as u32);
             // the key just added and an early one are found at once
-            assert_eq!(ix.find(mix(k), |x| x == k), Some(i as u32));
-            assert_eq!(ix.find(mix(keys[0]), |x| x == keys[0]), Some(0));
+            assert_eq!(ix.find(mix(k), |x, _| x == k), Some(i as u32));
+            assert_eq!(ix.find(mix(keys[0]), |x, _| x == keys[0]), Some(0));
         }
         assert_eq!(ix.len(), keys.len());
         for (i, &k) in keys.iter().enumerate() {
-            assert_eq!(ix.find(mix(k), |x| x == k), Some(i as u32), "key {k}");
+            assert_eq!(ix.find(mix(k), |x, _| x == k), Some(i as u32), "key {k}");
             assert_eq!(
-                ix.find(mix(k + 1), |x| x == k + 1),
+                ix.find(mix(k + 1), |x, _| x == k + 1),
                 None,
                 "absent {}",
                 k + 1
@@ -191,13 +191,13 @@ mod tests {
             add(&mut ix, last, k, k as u32 + 100);
         }
         for k in 0..30u64 {
-            assert_eq!(ix.find(u64::MAX, |x| x == k), Some(k as u32 + 100));
+            assert_eq!(ix.find(u64::MAX, |x, _| x == k), Some(k as u32 + 100));
         }
-        assert_eq!(ix.find(u64::MAX, |x| x == 30), None);
+        assert_eq!(ix.find(u64::MAX, |x, _| x == 30), None);
         // a key whose home is an untouched bucket is not found in the overflowing ones
         let free = ix.buckets.iter().position(|b| b.len == 0 && !b.overflow);
         if let Some(f) = free {
-            assert_eq!(ix.find(f as u64, |x| x < 30), None);
+            assert_eq!(ix.find(f as u64, |x, _| x < 30), None);
         }
     }
 
@@ -210,7 +210,7 @@ mod tests {
             add(&mut ix, same, k, (k * 10) as u32);
         }
         for k in [1u64, 5, 7, 9] {
-            assert_eq!(ix.find(42, |x| x == k), Some((k * 10) as u32));
+            assert_eq!(ix.find(42, |x, _| x == k), Some((k * 10) as u32));
         }
     }
 }

@@ -428,7 +428,22 @@ fn wide_find(
     let WideTable {
         index, chunks, len, ..
     } = table;
-    if let Some(i) = index.find(hash, |k| stored_key(arena, text, k) == key) {
+    // A bigint key is its own index key. A text key's index key is its 64-bit hash, so that
+    // a lookup reads the arena only for a slot whose whole hash matches (through its entry's
+    // stored key), not for every slot of the bucket, and growing needs no rehashing.
+    let found = if text {
+        index.find(hash, |k, i| {
+            k == hash
+                && stored_key(
+                    arena,
+                    text,
+                    chunks[i as usize / CHUNK][i as usize % CHUNK].base.key,
+                ) == key
+        })
+    } else {
+        index.find(hash, |k, _| stored_key(arena, text, k) == key)
+    };
+    if let Some(i) = found {
         return Ok(i as usize);
     }
     let customers = index.len();
@@ -438,13 +453,16 @@ fn wide_find(
     if index.is_full() {
         // the index grows now; the entries stay where they are
         let before = index.allocation_size() + chunk_bytes(chunks) + arena.capacity();
-        let arena_ref: &Vec<u8> = arena;
-        index.grow(|k| hash_key(hasher, stored_key(arena_ref, text, k)));
+        if text {
+            index.grow(|k| k);
+        } else {
+            index.grow(|k| hash_key(hasher, Key::Int(k as i64)));
+        }
         *peak = (*peak).max(before + index.allocation_size());
     }
     let idx = u32::try_from(customers).map_err(|_| too_many_customers(customers))?;
     let stored = store_key(arena, key, customers)?;
-    index.insert(hash, stored, idx);
+    index.insert(hash, if text { hash } else { stored }, idx);
     let others = index.allocation_size() + arena.capacity();
     push_chunk(
         chunks,
