@@ -6,12 +6,13 @@ CREATE DOMAIN analysis AS bytea;
 COMMENT ON DOMAIN analysis IS
     'Result of rfm.analyze (opaque, versioned); read it with rfm.customers, rfm.summary, rfm.thresholds, rfm.grid and rfm.overview';
 
--- The transition functions run once per row and rfm.customers / rfm.excluded_keys once per
--- customer: they look up no name a search_path could redirect (the only SQL they run is
--- SELECT rfm._user_scheme($1), schema-qualified, once per aggregate when the options name a
--- saved scheme), and a SET clause would cost a settings save and restore on every call, so
--- they alone do not pin search_path (the catalog test in tests/pg_regress/sql/security.sql
--- lists them by name). Everything else does.
+-- The transition functions run once per row: they look up no name a search_path could
+-- redirect (the only SQL they run is SELECT rfm._user_scheme($1), schema-qualified, once per
+-- aggregate when the options name a saved scheme), and a SET clause would cost a settings
+-- save and restore on every row, so they alone, with the scalar scoring functions, do not
+-- pin search_path (SPEC 11: "or qualifies every name"; the catalog test in
+-- tests/pg_regress/sql/security.sql lists them by name). Everything else does, rfm.customers
+-- and rfm.excluded_keys included (they return their rows in one call).
 CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric) RETURNS internal
     LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'analyze_sfunc_wrapper';
 CREATE FUNCTION analyze_sfunc(internal, bigint, timestamptz, numeric, jsonb) RETURNS internal
