@@ -209,22 +209,57 @@ fn money_key(m: i64) -> u64 {
 /// The order of the value for customers that are in key order already (read from merged
 /// runs): active ones first, then by monetary, highest first; equals keep their order,
 /// which is the key's. The places of the customers, sorted by a stable radix sort on
-/// 16-byte (monetary, place) pairs rather than on the customers themselves.
+/// (monetary, place) pairs rather than on the customers themselves.
 fn money_order(act: &[Act], ord_money: impl Fn(i64) -> i64) -> Vec<u32> {
-    let pair = |(i, a): (usize, &Act)| (money_key(ord_money(a.money)), i as u32);
-    let mut order: Vec<(u64, u32)> = Vec::with_capacity(act.len());
-    order.extend(act.iter().enumerate().filter(|(_, a)| a.freq > 0).map(pair));
-    let active = order.len();
-    order.extend(
-        act.iter()
-            .enumerate()
-            .filter(|(_, a)| a.freq == 0)
-            .map(pair),
+    let active = act.iter().filter(|a| a.freq > 0).count();
+    let mut order: Vec<u32> = Vec::with_capacity(act.len());
+    order_part(act, |a| a.freq > 0, active, &ord_money, &mut order);
+    order_part(
+        act,
+        |a| a.freq == 0,
+        act.len() - active,
+        &ord_money,
+        &mut order,
     );
-    let (front, back) = order.split_at_mut(active);
-    radsort::sort_by_key(front, |p| p.0);
-    radsort::sort_by_key(back, |p| p.0);
-    order.into_iter().map(|p| p.1).collect()
+    order
+}
+
+/// Appends the places of the `n` customers of `act` that are in `part`, highest monetary
+/// first, equals in their order in `act`. The sort key is the distance to the highest
+/// monetary of the part: when it fits in 32 bits (amounts within about 42 million of each
+/// other at two decimals) each pair is 8 bytes and at most four digits are sorted, not 16
+/// bytes and eight (the radix sort skips a digit that is the same in every key).
+fn order_part(
+    act: &[Act],
+    part: impl Fn(&Act) -> bool,
+    n: usize,
+    ord_money: &impl Fn(i64) -> i64,
+    order: &mut Vec<u32>,
+) {
+    if n == 0 {
+        return;
+    }
+    let members = || act.iter().enumerate().filter(|(_, a)| part(a));
+    let (lo, hi) = members().fold((i64::MAX, i64::MIN), |(lo, hi), (_, a)| {
+        let m = ord_money(a.money);
+        (lo.min(m), hi.max(m))
+    });
+    if (hi as i128 - lo as i128) <= u32::MAX as i128 {
+        // (distance << 32 | place), sorted on the distance alone: stable, so equals keep
+        // their place order
+        let mut pairs: Vec<u64> = Vec::with_capacity(n);
+        pairs.extend(members().map(|(i, a)| {
+            let d = (hi - ord_money(a.money)) as u64;
+            (d << 32) | i as u64
+        }));
+        radsort::sort_by_key(&mut pairs, |p| (p >> 32) as u32);
+        order.extend(pairs.iter().map(|p| *p as u32));
+    } else {
+        let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(n);
+        pairs.extend(members().map(|(i, a)| (money_key(ord_money(a.money)), i as u32)));
+        radsort::sort_by_key(&mut pairs, |p| p.0);
+        order.extend(pairs.iter().map(|p| p.1));
+    }
 }
 
 /// `v` in the order of `places`; the reads are at random, so fetched a few ahead.
@@ -233,7 +268,18 @@ fn gather<T: Copy>(v: &[T], places: &[u32]) -> Vec<T> {
     let mut out = Vec::with_capacity(places.len());
     for (j, &i) in places.iter().enumerate() {
         if let Some(&next) = places.get(j + AHEAD) {
-            prefetch(&v[next as usize]);
+            let t = &v[next as usize];
+            prefetch(t);
+            if std::mem::size_of::<T>() > 16 {
+                // an element may straddle two cache lines: ask for its last byte's too
+                // SAFETY: the last byte of `t`, inside the same element
+                let last = unsafe {
+                    &*(t as *const T)
+                        .cast::<u8>()
+                        .add(std::mem::size_of::<T>() - 1)
+                };
+                prefetch(last);
+            }
         }
         out.push(v[i as usize]);
     }
@@ -600,6 +646,10 @@ pub fn finalize_with(
     let reads: [bool; METRIC_COUNT] =
         std::array::from_fn(|m| scheme.is_some_and(|s| s.reads(ALL_METRICS[m])));
     let mut total = zero;
+    // what the rules read of a customer: one set of values, filled anew for each (only the
+    // metrics in `reads` are ever set)
+    let mut values = Values::default();
+    let no_values = Values::default();
     // ABC tiers in monetary order, segments, and the per-segment and per-cell totals
     for (i, (a, s)) in act.iter().zip(scores.iter_mut()).enumerate() {
         let money = to_money(a.money);
@@ -613,7 +663,7 @@ pub fn finalize_with(
         let Some(sch) = scheme else { continue };
         let sc = active.then_some([s[0], s[1], s[2]]);
         let values = if seg_table.is_some() && active {
-            Values::default() // the table answers from the scores alone
+            &no_values // the table answers from the scores alone
         } else {
             let clv = clv_lookup.and_then(|l| {
                 let k = if text {
@@ -624,9 +674,10 @@ pub fn finalize_with(
                 l.get(&k).copied()
             });
             let d = (xs.get(i), derived.get(i));
-            rule_values(a, sc, d, clv, &reads, to_money, money_f)
+            rule_values(&mut values, a, sc, d, clv, &reads, to_money, money_f);
+            &values
         };
-        let idx = sch.classify(seg_table.as_ref(), sc, &values);
+        let idx = sch.classify(seg_table.as_ref(), sc, values);
         s[4] = idx + 1;
         let row = &mut summary[idx as usize];
         row.customers += 1;
@@ -731,8 +782,11 @@ pub fn finalize_with(
 
 /// What the rules read of one customer (SPEC §9): `sc` its scores when active, `x` and `d`
 /// (tenure, days since the last purchase) its full metrics when the state kept them. Only
-/// the metrics in `reads` are computed; the others stay NULL, which no condition sees.
+/// the metrics in `reads` are computed, into `v`: the others are left as they are (NULL,
+/// when `v` has only ever been filled by this function).
+#[allow(clippy::too_many_arguments)] // one call per customer, from finalize only
 fn rule_values(
+    v: &mut Values,
     a: &Act,
     sc: Option<[u8; 3]>,
     (x, d): (Option<&Extra>, Option<&(i32, i32)>),
@@ -740,8 +794,13 @@ fn rule_values(
     reads: &[bool; METRIC_COUNT],
     to_money: impl Fn(i64) -> Money,
     money_f: impl Fn(i64) -> f64,
-) -> Values {
-    let mut v = [None; METRIC_COUNT];
+) {
+    let v = &mut v.0;
+    for (slot, &read) in v.iter_mut().zip(reads) {
+        if read {
+            *slot = None;
+        }
+    }
     let active = a.freq > 0;
     let mut set = |m: Metric, x: &dyn Fn() -> f64| {
         if reads[m as usize] {
@@ -792,7 +851,6 @@ fn rule_values(
             money_add(to_money(a.money), to_money(x.before)).to_f64()
         });
     }
-    Values(v)
 }
 
 fn money_sub(a: Money, b: Money) -> Money {
@@ -808,6 +866,46 @@ mod tests {
     use super::*;
     use crate::analysis::testing::{analyze, config, days, dec, DAY};
     use crate::analysis::Key;
+
+    #[test]
+    fn money_order_is_a_stable_sort_by_activity_and_monetary() {
+        // amounts within 32 bits of each other (the narrow keys), far apart (the wide
+        // ones), negative ones, float bits; equal amounts keep their places
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (case, spread) in [10i64, 5_000_000_000, i64::MAX / 4, -1]
+            .into_iter()
+            .enumerate()
+        {
+            let act: Vec<Act> = (0..3_000)
+                .map(|i| {
+                    let r = next();
+                    let money = match spread {
+                        -1 => ((r % 2_000) as f64 - 1_000.5).to_bits() as i64,
+                        s => (r % (2 * s as u64)) as i64 - s,
+                    };
+                    Act {
+                        key: i,
+                        money,
+                        recency: 0,
+                        freq: (r >> 60) as u32 % 3,
+                    }
+                })
+                .collect();
+            let ord = |m: i64| if spread == -1 { float_order(m) } else { m };
+            let mut want: Vec<u32> = (0..act.len() as u32).collect();
+            want.sort_by_key(|&i| {
+                let a = &act[i as usize];
+                (a.freq == 0, std::cmp::Reverse(ord(a.money)))
+            });
+            assert_eq!(money_order(&act, ord), want, "case {case}");
+        }
+    }
 
     #[test]
     fn day_of_equals_the_binary_search_on_days_of_any_length() {
