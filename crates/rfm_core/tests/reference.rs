@@ -224,17 +224,31 @@ proptest::proptest! {
         // one state, and two merged halves through serialization (a parallel plan)
         let mut whole = State::new(c.clone(), false, !float);
         let (mut left, mut right) = (State::new(c.clone(), false, !float), State::new(c.clone(), false, !float));
+        let mut kept = State::new(c.clone(), false, !float);
         for (i, row) in all_rows.iter().enumerate() {
             add(&mut whole, row);
             add(if i < split { &mut left } else { &mut right }, row);
+            if i < split {
+                add(&mut kept, row);
+            }
         }
-        left.merge(State::deserialize(&right.serialize().unwrap()).unwrap()).unwrap();
+        let right_bytes = right.serialize().unwrap();
+        left.merge(State::deserialize(&right_bytes).unwrap()).unwrap();
+        // the leader's own state handed over whole (its table kept) after a worker's run
+        let mut handed = State::deserialize(&right_bytes).unwrap();
+        handed.merge(kept).unwrap();
         let expected = reference(&rows, &c, &d, float);
         let bytes = finalize(whole, &d).unwrap();
         let merged = finalize(left, &d).unwrap();
+        let handed = finalize(handed, &d).unwrap();
         if !float {
             // exact totals: a parallel plan gives the very same value
             proptest::prop_assert_eq!(&bytes, &merged);
+            proptest::prop_assert_eq!(&bytes, &handed);
+        } else {
+            let h = Analysis::deserialize(&handed, true).unwrap();
+            let m = Analysis::deserialize(&merged, true).unwrap();
+            proptest::prop_assert_eq!(h.customers.len(), m.customers.len());
         }
         let a = Analysis::deserialize(&bytes, true).unwrap();
         let b = Analysis::deserialize(&merged, true).unwrap();
@@ -386,24 +400,37 @@ proptest::proptest! {
         };
         let mut whole = State::new(c.clone(), false, !float);
         let (mut left, mut right) = (State::new(c.clone(), false, !float), State::new(c.clone(), false, !float));
+        let mut kept = State::new(c.clone(), false, !float);
         for (i, row) in rows.iter().enumerate() {
             add(&mut whole, row);
             add(if i < split { &mut left } else { &mut right }, row);
+            if i < split {
+                add(&mut kept, row);
+            }
         }
-        // a parallel plan: both halves read back (sorted runs, merged in one pass), and a
-        // half as built merged with one read back (by lookups)
+        // a parallel plan: both halves read back (sorted runs, merged in one pass), a half
+        // as built merged with one read back (its table read in run order), and a half
+        // read back merged with one as built (the leader's own state, handed over whole)
         let right_bytes = right.serialize().unwrap();
         let mut runs = State::deserialize(&left.serialize().unwrap()).unwrap();
         runs.merge(State::deserialize(&right_bytes).unwrap()).unwrap();
         left.merge(State::deserialize(&right_bytes).unwrap()).unwrap();
+        let mut handed = State::deserialize(&right_bytes).unwrap();
+        handed.merge(kept).unwrap();
         let naive = reference_metrics(&rows, &c);
         let scored = reference(&rows, &c, &d, float);
         let out: Vec<&Naive> = naive.iter().filter(|n| n.1 || (all && n.9 > 0)).collect();
         let excluded = naive.len() - out.len();
-        let values = [finalize(whole, &d).unwrap(), finalize(left, &d).unwrap(), finalize(runs, &d).unwrap()];
+        let values = [
+            finalize(whole, &d).unwrap(),
+            finalize(left, &d).unwrap(),
+            finalize(runs, &d).unwrap(),
+            finalize(handed, &d).unwrap(),
+        ];
         if !float {
             proptest::prop_assert_eq!(&values[0], &values[1]);
             proptest::prop_assert_eq!(&values[0], &values[2]);
+            proptest::prop_assert_eq!(&values[0], &values[3]);
         }
         for bytes in values {
             let a = Analysis::deserialize(&bytes, true).unwrap();

@@ -404,10 +404,26 @@ impl<'a> RunReader<'a> {
     }
 }
 
-/// The customers of several runs in run order, each once: the entries of a customer that
-/// stands in more than one run are added up.
+/// Where a merge reads customers from: a run, or a state's table read in run order.
+pub(super) enum Source<'a> {
+    Run(RunReader<'a>),
+    Table(super::state::TableReader<'a>),
+}
+
+impl<'a> Source<'a> {
+    #[inline]
+    fn next_head(&mut self) -> Result<Option<Head<'a>>> {
+        match self {
+            Source::Run(r) => r.next_head(),
+            Source::Table(t) => Ok(t.next_head()),
+        }
+    }
+}
+
+/// The customers of several runs (or tables) in run order, each once: the entries of a
+/// customer that stands in more than one are added up.
 pub(super) struct Merge<'a> {
-    readers: Vec<RunReader<'a>>,
+    readers: Vec<Source<'a>>,
     /// The next customer of each run (meaningful where `live`).
     heads: Vec<Head<'a>>,
     live: Vec<bool>,
@@ -415,7 +431,7 @@ pub(super) struct Merge<'a> {
 }
 
 impl<'a> Merge<'a> {
-    pub fn new(mut readers: Vec<RunReader<'a>>, exact: bool) -> Result<Merge<'a>> {
+    pub fn new(mut readers: Vec<Source<'a>>, exact: bool) -> Result<Merge<'a>> {
         let empty = Head {
             prefix: 0,
             text: &[],

@@ -9,6 +9,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::{ErrorKind, Result, RfmError};
 use crate::numeric::{self, Decimal};
 use hashbrown::HashTable;
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 
 /// How amounts are added up.
@@ -212,6 +213,165 @@ impl WideTable {
     }
 }
 
+/// The customers of a state's table in run order (see [`run`]), as a run reader gives them:
+/// what the final merge and a serialization read, without writing the table as a run and
+/// reading it back.
+pub(super) struct TableReader<'a> {
+    src: TableSrc<'a>,
+    /// (order prefix, place) of every customer in run order; empty for [`TableSrc::Sorted`].
+    order: Cow<'a, [(u64, u32)]>,
+    pos: usize,
+    text: bool,
+    arena: &'a [u8],
+}
+
+enum TableSrc<'a> {
+    /// Plain entries with bigint keys, sorted themselves.
+    Sorted(Cow<'a, [Entry]>),
+    /// Plain entries with text keys, read in the order of `order`.
+    Narrow(Cow<'a, [Entry]>),
+    /// Wide entries, read where they are in the order of `order`.
+    Wide(&'a WideTable),
+}
+
+/// What a [`TableReader`] works out before it reads: kept by a state whose reading is
+/// prepared ahead ([`State::prepare_reading`]).
+struct Prepared {
+    order: Vec<(u64, u32)>,
+    /// Plain entries (copied out of the table): sorted, or in the order of `order`.
+    entries: Vec<Entry>,
+}
+
+impl<'a> TableReader<'a> {
+    pub(super) fn new(state: &'a State) -> TableReader<'a> {
+        let text = state.text_keys;
+        let arena = &state.arena[..];
+        if let Some(p) = &state.prepared {
+            let src = match &state.table {
+                Tables::Narrow(_) if text => TableSrc::Narrow(Cow::Borrowed(&p.entries)),
+                Tables::Narrow(_) => TableSrc::Sorted(Cow::Borrowed(&p.entries)),
+                Tables::Wide(t) => TableSrc::Wide(t),
+            };
+            return TableReader {
+                src,
+                order: Cow::Borrowed(&p.order),
+                pos: 0,
+                text,
+                arena,
+            };
+        }
+        let (order, entries) = Self::work_out(state);
+        let src = match &state.table {
+            Tables::Narrow(_) if text => TableSrc::Narrow(Cow::Owned(entries)),
+            Tables::Narrow(_) => TableSrc::Sorted(Cow::Owned(entries)),
+            Tables::Wide(t) => TableSrc::Wide(t),
+        };
+        TableReader {
+            src,
+            order: Cow::Owned(order),
+            pos: 0,
+            text,
+            arena,
+        }
+    }
+
+    /// The run order of a state's table: (prefix, place) pairs, and for a plain table its
+    /// entries copied out (sorted themselves for bigint keys, with no pairs).
+    fn work_out(state: &State) -> (Vec<(u64, u32)>, Vec<Entry>) {
+        let text = state.text_keys;
+        let arena = &state.arena[..];
+        let hasher = &state.hasher;
+        // text keys by hash, then bytes (equal hashes are rare)
+        let text_order = |a: &(u64, u64), b: &(u64, u64)| {
+            a.0.cmp(&b.0).then_with(|| {
+                let (Key::Text(x), Key::Text(y)) =
+                    (stored_key(arena, text, a.1), stored_key(arena, text, b.1))
+                else {
+                    return std::cmp::Ordering::Equal;
+                };
+                x.cmp(y)
+            })
+        };
+        match &state.table {
+            Tables::Narrow(t) => {
+                let mut v: Vec<Entry> = t.iter().copied().collect();
+                if text {
+                    let mut order: Vec<(u64, u32)> = v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| (run::order_prefix(hasher, key_of(arena, text, e)), i as u32))
+                        .collect();
+                    order.sort_unstable_by(|a, b| {
+                        text_order(&(a.0, v[a.1 as usize].key), &(b.0, v[b.1 as usize].key))
+                    });
+                    (order, v)
+                } else {
+                    radsort::sort_by_key(&mut v, |e| run::int_order(e.key));
+                    (Vec::new(), v)
+                }
+            }
+            Tables::Wide(t) => {
+                let mut order: Vec<(u64, u32)> = t
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let p = run::order_prefix(hasher, key_of(arena, text, &e.base));
+                        (p, i as u32)
+                    })
+                    .collect();
+                if text {
+                    let key = |i: u32| t.entry(i as usize).base.key;
+                    order.sort_unstable_by(|a, b| text_order(&(a.0, key(a.1)), &(b.0, key(b.1))));
+                } else {
+                    radsort::sort_by_key(&mut order, |a| a.0);
+                }
+                (order, Vec::new())
+            }
+        }
+    }
+
+    /// The next customer, as [`run::RunReader::next_head`] reads it from the run of this
+    /// table; `None` after the last.
+    #[inline]
+    pub(super) fn next_head(&mut self) -> Option<run::Head<'a>> {
+        const AHEAD: usize = 16;
+        let (prefix, e, x) = match &self.src {
+            TableSrc::Sorted(v) => {
+                let e = *v.get(self.pos)?;
+                (run::int_order(e.key), e, Extra::EMPTY)
+            }
+            TableSrc::Narrow(v) => {
+                let (p, i) = *self.order.get(self.pos)?;
+                (p, v[i as usize], Extra::EMPTY)
+            }
+            TableSrc::Wide(t) => {
+                let (p, i) = *self.order.get(self.pos)?;
+                if let Some(&(_, next)) = self.order.get(self.pos + AHEAD) {
+                    t.prefetch(next as usize);
+                }
+                let w = t.entry(i as usize);
+                let mut x = w.x;
+                if w.base.freq as u64 + x.orders_before as u64 == 0 {
+                    // no purchase: a run has no first and latest purchase for it
+                    x.first = Extra::EMPTY.first;
+                    x.latest = Extra::EMPTY.latest;
+                }
+                (p, w.base, x)
+            }
+        };
+        self.pos += 1;
+        let mut e = e;
+        let text = if self.text {
+            let (off, len) = ((e.key >> 32) as usize, (e.key & 0xFFFF_FFFF) as usize);
+            e.key = 0; // as a run gives it: the key is the text
+            &self.arena[off..off + len]
+        } else {
+            &[][..]
+        };
+        Some(run::Head { prefix, text, e, x })
+    }
+}
+
 /// The customers: plain entries, or wide ones with the full metrics.
 pub(super) enum Tables {
     Narrow(HashTable<Entry>),
@@ -274,6 +434,13 @@ pub struct State {
     pending_text: Vec<u8>,
     /// Customers merged from other states, as sorted runs (see [`State::merge`]).
     runs: Vec<Run>,
+    /// Other states merged whole, with their tables (see [`State::merge`]): read in run
+    /// order by the final merge, never written as runs. Their runs and kept states are
+    /// this state's.
+    kept: Vec<State>,
+    /// The table's run order, worked out ahead by [`State::prepare_reading`] (cleared
+    /// whenever the table changes).
+    prepared: Option<Prepared>,
     /// The most customers the table may hold; a new one beyond it is an error (54000).
     pub max_customers: usize,
 }
@@ -587,6 +754,8 @@ impl State {
             pending: Vec::new(),
             pending_text: Vec::new(),
             runs: Vec::new(),
+            kept: Vec::new(),
+            prepared: None,
             max_customers: usize::MAX,
         }
     }
@@ -609,7 +778,9 @@ impl State {
     /// Customers seen so far (active or not), once [`State::flush`] has run. With runs
     /// merged from other states, an upper bound: a customer in several is counted in each.
     pub fn len(&self) -> usize {
-        self.table.len() + self.runs.iter().map(|r| r.n).sum::<usize>()
+        self.table.len()
+            + self.runs.iter().map(|r| r.n).sum::<usize>()
+            + self.kept.iter().map(State::len).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -621,6 +792,7 @@ impl State {
         self.table.allocation_size()
             + self.arena.capacity()
             + self.runs.iter().map(|r| r.bytes.capacity()).sum::<usize>()
+            + self.kept.iter().map(State::memory_bytes).sum::<usize>()
     }
 
     /// The most bytes the state has held at once, table growth included.
@@ -638,6 +810,7 @@ impl State {
                 .filter(|w| w.base.freq as u64 + w.x.orders_before as u64 > 0)
                 .map(|w| w.x.first)
                 .chain(self.runs.iter().map(|r| r.oldest))
+                .chain(self.kept.iter().filter_map(State::oldest_purchase))
                 .min()
                 .filter(|&o| o != i64::MAX),
         }
@@ -702,6 +875,7 @@ impl State {
     fn raise_scale(&mut self, scale: u32) -> Result<()> {
         if let MoneyKind::Exact { scale: old } = self.money {
             if scale > old {
+                self.prepared = None;
                 let factor = i64::try_from(numeric::pow10(scale - old).ok_or_else(overflow)?)
                     .map_err(|_| overflow())?;
                 let up = |m: &mut i64| -> Result<()> {
@@ -808,6 +982,7 @@ impl State {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.prepared = None;
         let mut rows = std::mem::take(&mut self.pending);
         let mut text = std::mem::take(&mut self.pending_text);
         let exact = self.exact();
@@ -911,9 +1086,11 @@ impl State {
     }
 
     /// Merges `other` (a partial state of the same aggregate) into `self`. Nothing is
-    /// looked up: `other`'s customers are kept as sorted runs (its table, if it has rows,
-    /// sorted into one first), and the final step (or a serialization) merges every run
-    /// and the table in one pass.
+    /// looked up: `other`'s runs are kept as they are, and `other` itself, when its table
+    /// has customers, is kept whole; the final step (or a serialization) reads the table,
+    /// every kept table and every run in one merge. A state from another process arrives
+    /// as a run; one handed over in the same process keeps its table, which is then never
+    /// written as a run and read back.
     pub fn merge(&mut self, mut other: State) -> Result<()> {
         self.flush()?;
         other.flush()?;
@@ -940,21 +1117,16 @@ impl State {
         self.unkeyed_money = add_money(exact, self.unkeyed_money, other.unkeyed_money)?;
         self.rows_after += other.rows_after;
         self.newest = self.newest.max(other.newest);
-        if other.table.len() > 0 {
-            let (bytes, n, oldest) = other.encode_table(Vec::new());
-            let scale = other.scale();
-            drop(std::mem::replace(
-                &mut other.table,
-                Tables::Narrow(HashTable::new()),
-            ));
-            self.runs.push(Run {
-                bytes,
-                n,
-                scale,
-                oldest,
-            });
-        }
         self.runs.append(&mut other.runs);
+        self.kept.append(&mut other.kept);
+        if other.table.len() > 0 {
+            self.kept.push(other);
+        }
+        // every kept table at the scale of this state (runs are rescaled as they are read)
+        let scale = self.scale();
+        for k in &mut self.kept {
+            k.raise_scale(scale)?;
+        }
         Ok(())
     }
 
@@ -977,8 +1149,20 @@ impl State {
     }
 
     /// Whether the state holds runs merged from other states (see [`State::merge`]).
+    /// Works out the order in which the final step will read this state's table, ahead:
+    /// for a state that is handed over whole and then waits for the other participants
+    /// of a parallel plan. Rows added after it clear it.
+    pub fn prepare_reading(&mut self) -> Result<()> {
+        self.flush()?;
+        if self.prepared.is_none() && self.table.len() > 0 {
+            let (order, entries) = TableReader::work_out(self);
+            self.prepared = Some(Prepared { order, entries });
+        }
+        Ok(())
+    }
+
     pub(super) fn has_runs(&self) -> bool {
-        !self.runs.is_empty()
+        !self.runs.is_empty() || !self.kept.is_empty()
     }
 
     /// The most customers one part of the state holds (its table or one run): at least
@@ -987,76 +1171,22 @@ impl State {
         self.runs
             .iter()
             .map(|r| r.n)
+            .chain(self.kept.iter().map(|k| k.table.len()))
             .fold(self.table.len(), usize::max)
     }
 
     /// Appends the customers of the table to `buf` as a run; returns it with their count
     /// and earliest purchase. The table is left as it is.
     fn encode_table(&self, buf: Vec<u8>) -> (Vec<u8>, usize, i64) {
-        let text = self.text_keys;
-        let arena = &self.arena[..];
-        let hasher = &self.hasher;
         let mut w = run::Writer::new(buf, self.format());
-        let text_order = |a: &(u64, u64), b: &(u64, u64)| {
-            a.0.cmp(&b.0).then_with(|| {
-                let (Key::Text(x), Key::Text(y)) =
-                    (stored_key(arena, text, a.1), stored_key(arena, text, b.1))
-                else {
-                    return std::cmp::Ordering::Equal;
-                };
-                x.cmp(y)
-            })
-        };
-        match &self.table {
-            Tables::Narrow(t) => {
-                let mut v: Vec<Entry> = t.iter().copied().collect();
-                if text {
-                    let mut order: Vec<((u64, u64), u32)> = v
-                        .iter()
-                        .enumerate()
-                        .map(|(i, e)| {
-                            let p = run::order_prefix(hasher, key_of(arena, text, e));
-                            ((p, e.key), i as u32)
-                        })
-                        .collect();
-                    order.sort_unstable_by(|a, b| text_order(&a.0, &b.0));
-                    for (_, i) in order {
-                        let e = &v[i as usize];
-                        w.push(key_of(arena, text, e), e, None);
-                    }
-                } else {
-                    radsort::sort_by_key(&mut v, |e| run::int_order(e.key));
-                    for e in &v {
-                        w.push(Key::Int(e.key as i64), e, None);
-                    }
-                }
-            }
-            Tables::Wide(t) => {
-                // the places of the entries in run order, then the entries read in that
-                // (random) order, fetched a few ahead
-                let mut order: Vec<(u64, u32)> = t
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| {
-                        let p = run::order_prefix(hasher, key_of(arena, text, &e.base));
-                        (p, i as u32)
-                    })
-                    .collect();
-                if text {
-                    let key = |i: u32| t.entry(i as usize).base.key;
-                    order.sort_unstable_by(|a, b| text_order(&(a.0, key(a.1)), &(b.0, key(b.1))));
-                } else {
-                    radsort::sort_by_key(&mut order, |a| a.0);
-                }
-                const AHEAD: usize = 16;
-                for (j, &(_, i)) in order.iter().enumerate() {
-                    if let Some(&(_, next)) = order.get(j + AHEAD) {
-                        t.prefetch(next as usize);
-                    }
-                    let e = t.entry(i as usize);
-                    w.push(key_of(arena, text, &e.base), &e.base, Some(&e.x));
-                }
-            }
+        let mut r = TableReader::new(self);
+        while let Some(h) = r.next_head() {
+            let key = if self.text_keys {
+                Key::Text(h.text)
+            } else {
+                Key::Int(h.e.key as i64)
+            };
+            w.push(key, &h.e, Some(&h.x));
         }
         w.finish()
     }
@@ -1069,20 +1199,19 @@ impl State {
     ) -> Result<()> {
         let f = self.format();
         let scale = self.scale();
-        let table_run = (self.table.len() > 0).then(|| {
-            let (bytes, n, oldest) = self.encode_table(Vec::new());
-            Run {
-                bytes,
-                n,
+        let mut readers: Vec<run::Source> = std::iter::once(self)
+            .chain(&self.kept)
+            .filter(|s| s.table.len() > 0)
+            .map(|s| run::Source::Table(TableReader::new(s)))
+            .collect();
+        for r in &self.runs {
+            readers.push(run::Source::Run(run::RunReader::new(
+                r,
+                f,
                 scale,
-                oldest,
-            }
-        });
-        let readers = table_run
-            .iter()
-            .chain(&self.runs)
-            .map(|r| run::RunReader::new(r, f, scale, &self.hasher))
-            .collect::<Result<Vec<_>>>()?;
+                &self.hasher,
+            )?));
+        }
         let mut merge = run::Merge::new(readers, self.exact())?;
         let mut n = 0usize;
         while let Some(h) = merge.next_customer()? {
@@ -1126,7 +1255,7 @@ impl State {
         let mut buf = w.finish();
         let at = buf.len();
         buf.extend_from_slice(&[0u8; 24]);
-        let (mut buf, n, oldest) = if self.runs.is_empty() {
+        let (mut buf, n, oldest) = if !self.has_runs() {
             self.encode_table(buf)
         } else {
             let mut w = run::Writer::new(buf, self.format());
@@ -1392,6 +1521,20 @@ mod tests {
                 // a merged run serializes as it is, and reads back the same
                 let again = State::deserialize(&merged.serialize().unwrap()).unwrap();
                 let out = finalize(again, &d).unwrap();
+                // the same with the middle part handed over whole, its table kept
+                let mut handed = State::deserialize(&parts[order[0]]).unwrap();
+                let p = order[1] as i64;
+                handed
+                    .merge(lifecycle_rows(text, exact, n, |i| i % 3 == p))
+                    .unwrap();
+                assert_eq!(handed.kept.len(), 1);
+                handed
+                    .merge(State::deserialize(&parts[order[2]]).unwrap())
+                    .unwrap();
+                let handed = finalize(handed, &d).unwrap();
+                if exact {
+                    assert!(handed == whole, "handed: text {text}, order {order:?}");
+                }
                 if exact {
                     assert!(out == whole, "text {text}, order {order:?}");
                 } else {
@@ -1403,6 +1546,125 @@ mod tests {
                     assert_eq!(a.overview.active_customers, b.overview.active_customers);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn kept_tables_follow_the_largest_scale() {
+        // parts at scales 2, 0 and 4, merged as a run and two whole states, in every
+        // order: the amounts of every part end at scale 4, as in one state of all rows
+        let mut c = config(Method::Quantile);
+        c.metrics = true;
+        c.scheme = Some(crate::scheme::Segmenter::builtin("lifecycle").unwrap());
+        let d = days(&c);
+        let part = |p: i64| {
+            let mut s = State::new(c.clone(), false, true);
+            for i in (0..600).filter(|i| i % 3 == p) {
+                let t = 100 * DAY - (i * 104729 % 900) * DAY;
+                let units = (i * 31 % 200) as i128 - 10;
+                let scale = [2, 0, 4][p as usize];
+                s.add_exact(Key::Int(i % 97), t, dec(units, scale)).unwrap();
+            }
+            s
+        };
+        let mut whole = part(0);
+        whole.merge(part(1)).unwrap();
+        whole.merge(part(2)).unwrap();
+        let mut one = State::new(c.clone(), false, true);
+        for p in 0..3 {
+            for i in (0..600).filter(|i| i % 3 == p) {
+                let t = 100 * DAY - (i * 104729 % 900) * DAY;
+                let units = (i * 31 % 200) as i128 - 10;
+                let scale = [2, 0, 4][p as usize];
+                one.add_exact(Key::Int(i % 97), t, dec(units, scale))
+                    .unwrap();
+            }
+        }
+        let want = finalize(one, &d).unwrap();
+        assert_eq!(finalize(whole, &d).unwrap(), want);
+        for order in [[0, 1, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+            let run = State::deserialize(&part(order[0]).serialize().unwrap()).unwrap();
+            let mut merged = run;
+            merged.merge(part(order[1])).unwrap();
+            merged.merge(part(order[2])).unwrap();
+            assert_eq!(merged.kept.len(), 2);
+            assert!(merged.kept.iter().all(|k| k.scale() == 4), "{order:?}");
+            let again = State::deserialize(&merged.serialize().unwrap()).unwrap();
+            assert_eq!(finalize(merged, &d).unwrap(), want, "{order:?}");
+            assert_eq!(finalize(again, &d).unwrap(), want, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn a_prepared_reading_is_the_reading_and_goes_stale_with_the_table() {
+        // plain and wide states, bigint and text keys: prepared ahead, merged whole (also
+        // at a larger scale, which rescales the prepared entries), or given more rows
+        for (wide, text) in [(false, false), (false, true), (true, false), (true, true)] {
+            let mut c = config(Method::Quantile);
+            if wide {
+                c.metrics = true;
+                c.scheme = Some(crate::scheme::Segmenter::builtin("lifecycle").unwrap());
+            }
+            let d = days(&c);
+            let row = |s: &mut State, i: i64, scale: u32| {
+                let name = format!("c{}", i % 89);
+                let key = if text {
+                    Key::Text(name.as_bytes())
+                } else {
+                    Key::Int(i % 89)
+                };
+                let t = 100 * DAY - (i * 104729 % 900) * DAY;
+                s.add_exact(key, t, dec((i * 31 % 200) as i128 - 10, scale))
+                    .unwrap();
+            };
+            let state = |range: std::ops::Range<i64>, scale: u32| {
+                let mut s = State::new(c.clone(), text, true);
+                for i in range {
+                    row(&mut s, i, scale);
+                }
+                s
+            };
+            let mut one = state(0..400, 2);
+            for i in 400..600 {
+                row(&mut one, i, 3);
+            }
+            let want = finalize(one, &d).unwrap();
+            // prepared, then more rows
+            let mut a = state(0..400, 2);
+            a.prepare_reading().unwrap();
+            assert!(a.prepared.is_some());
+            for i in 400..600 {
+                row(&mut a, i, 3);
+            }
+            a.flush().unwrap();
+            assert!(a.prepared.is_none());
+            let mut b = state(0..0, 2);
+            b.merge(a).unwrap();
+            assert_eq!(finalize(b, &d).unwrap(), want, "wide {wide}, text {text}");
+            // prepared, then merged whole into a state of a larger scale
+            let mut a = state(0..400, 2);
+            a.prepare_reading().unwrap();
+            let mut b = state(400..600, 3);
+            b.merge(a).unwrap();
+            assert_eq!(finalize(b, &d).unwrap(), want, "wide {wide}, text {text}");
+            // prepared and merged as it is (one scale)
+            let want = finalize(state(0..600, 3), &d).unwrap();
+            let mut a = state(0..400, 3);
+            a.prepare_reading().unwrap();
+            let mut b = state(400..600, 3);
+            b.prepare_reading().unwrap();
+            b.merge(a).unwrap();
+            assert!(b.prepared.is_some() && b.kept[0].prepared.is_some());
+            assert_eq!(finalize(b, &d).unwrap(), want, "wide {wide}, text {text}");
+            // prepared, then more rows at its scale
+            let mut a = state(0..400, 3);
+            a.prepare_reading().unwrap();
+            for i in 400..600 {
+                row(&mut a, i, 3);
+            }
+            let mut b = state(0..0, 3);
+            b.merge(a).unwrap();
+            assert_eq!(finalize(b, &d).unwrap(), want, "wide {wide}, text {text}");
         }
     }
 
