@@ -44,6 +44,55 @@ pub struct AnalyzeState {
     /// The purchase-day summary of the CLV models (SPEC §12), when the rules read `p_alive`
     /// or `clv` (or the option `"clv"` asks for them).
     clv: Option<ClvPart>,
+    /// The token under which this state is registered to be handed over whole (see
+    /// [`analyze_serialize`]), until it is.
+    handed: Option<u64>,
+}
+
+impl Drop for AnalyzeState {
+    fn drop(&mut self) {
+        // a state freed before it was handed over can no longer be found by its token
+        if let Some(token) = self.handed.take() {
+            HANDED.with(|h| h.borrow_mut().retain(|&(t, _)| t != token));
+        }
+    }
+}
+
+thread_local! {
+    /// The partial states of this backend that were serialized as a token and wait to be
+    /// taken by the deserialization in the same process (see [`analyze_serialize`]):
+    /// (token, state). A state leaves it when it is taken or freed, so a token finds only
+    /// a live state.
+    static HANDED: std::cell::RefCell<Vec<(u64, *mut AnalyzeState)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    static NEXT_TOKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+    /// States this backend has taken over whole (for the tests).
+    static TAKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many partial states this backend has taken over whole so far.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn states_taken_whole() -> u64 {
+    TAKEN.with(|t| t.get())
+}
+
+/// The first eight bytes of a token: where a serialized state has the length of its
+/// options, a length no state has.
+const TOKEN_MARK: [u8; 8] = [0xFF; 8];
+
+/// Whether the partial state `fcinfo` serializes may be handed over whole: in the process
+/// that also combines it (not a parallel worker), from a plain aggregate (one group, whose
+/// state lives until the plan ends or is rescanned, and whose result the combining
+/// aggregate above reads at once: a grouped one frees a group's state when it moves to the
+/// next, which may come before the result is read).
+unsafe fn may_hand_over(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    if pg_sys::ParallelWorkerNumber >= 0 {
+        return false;
+    }
+    let context = (*fcinfo).context;
+    !context.is_null()
+        && (*context).type_ == pg_sys::NodeTag::T_AggState
+        && (*(context as *mut pg_sys::AggState)).aggstrategy == pg_sys::AggStrategy::AGG_PLAIN
 }
 
 /// What an analysis keeps for `p_alive` and `clv`: the per-customer purchase days of
@@ -598,6 +647,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 options_bytes: options_bytes.to_vec(),
                 options_stable: has_options && options_are_constant(fcinfo),
                 clv,
+                handed: None,
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
             state = Internal::from(Some(pg_sys::Datum::from(ptr)));
@@ -720,6 +770,7 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     options_bytes: std::mem::take(&mut other.options_bytes),
                     options_stable: false,
                     clv: other_clv,
+                    handed: None,
                 };
                 let ptr =
                     PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
@@ -729,11 +780,35 @@ fn analyze_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     }
 }
 
+/// Serializes a partial state. The leader of a parallel plan runs the plan's partial
+/// aggregate too, and its state is deserialized and combined in the same process: that
+/// state is not written out but registered, and only a token is serialized, by which the
+/// deserialization takes the state itself (a table read as it is by the final step, not
+/// written as a run and read back). Workers' states, and any state that might be freed
+/// before it is read ([`may_hand_over`]), are written out in full.
 #[pg_extern(sql = false)]
 fn analyze_serialize(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
     unsafe {
         let mut state = Internal::from(arg(fcinfo, 0));
         let s = state.get_mut::<AnalyzeState>().expect("strict");
+        if may_hand_over(fcinfo) {
+            // the leader's scan is over; the workers may still be writing their runs:
+            // meanwhile, the order in which the final step will read this table
+            s.state.prepare_reading().or_raise();
+            let token = match s.handed {
+                Some(t) => t,
+                None => {
+                    let t = NEXT_TOKEN.with(|n| n.replace(n.get() + 1));
+                    let ptr: *mut AnalyzeState = s;
+                    HANDED.with(|h| h.borrow_mut().push((t, ptr)));
+                    s.handed = Some(t);
+                    t
+                }
+            };
+            let mut out = TOKEN_MARK.to_vec();
+            out.extend_from_slice(&token.to_le_bytes());
+            return out;
+        }
         let mut out = Vec::new();
         out.extend_from_slice(&(s.options_bytes.len() as u64).to_le_bytes());
         out.extend_from_slice(&s.options_bytes);
@@ -761,6 +836,32 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 "invalid serialized rfm.analyze state",
             )
         };
+        if bytes.len() == 16 && bytes[..8] == TOKEN_MARK {
+            // a state of this process handed over whole: taken from its partial aggregate,
+            // which keeps an empty one; a token without a live state is an error
+            let token = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+            let ptr = HANDED.with(|h| {
+                let mut h = h.borrow_mut();
+                let at = h.iter().position(|&(t, _)| t == token)?;
+                Some(h.swap_remove(at).1)
+            });
+            let Some(ptr) = ptr else {
+                raise(corrupt());
+            };
+            // SAFETY: a registered state is alive (it leaves the registry when it is freed)
+            // and is not otherwise borrowed while a deserialization runs
+            let from = &mut *ptr;
+            from.handed = None;
+            TAKEN.with(|t| t.set(t.get() + 1));
+            let empty = State::new(from.state.config.clone(), false, false);
+            return Internal::new(AnalyzeState {
+                state: std::mem::replace(&mut from.state, empty),
+                options_bytes: std::mem::take(&mut from.options_bytes),
+                options_stable: false,
+                clv: from.clv.take(),
+                handed: None,
+            });
+        }
         // the options' length is checked against the bytes there are before it is used
         let mut r = Reader::raw(bytes);
         let (opts, clv_bytes, rest) = (|| {
@@ -792,6 +893,7 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             options_bytes: opts.to_vec(),
             options_stable: false,
             clv,
+            handed: None,
         })
     }
 }

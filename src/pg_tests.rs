@@ -159,3 +159,79 @@ fn encoded_numerics_are_the_bytes_postgres_writes() {
         assert_eq!(a, b, "{text}");
     }
 }
+
+/// The lines of the plan of `sql`, one string.
+fn plan_of(sql: &str) -> String {
+    Spi::connect(|c| {
+        c.select(&format!("EXPLAIN (COSTS OFF) {sql}"), None, &[])
+            .unwrap()
+            .map(|r| r.get::<String>(1).unwrap().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// The value of `sql` (an `rfm.analysis`) as text, and how many partial states the backend
+/// took over whole while it ran.
+fn value_and_taken(sql: &str) -> (String, u64) {
+    let before = crate::analyze::states_taken_whole();
+    let v = one::<String>(&format!("SELECT ({sql})::text"));
+    (v, crate::analyze::states_taken_whole() - before)
+}
+
+#[pg_test]
+fn the_leaders_partial_state_is_taken_whole_and_changes_nothing() {
+    Spi::run(
+        "CREATE TABLE ho AS
+         SELECT (g % 3001)::bigint AS c, ('c' || g % 3001) AS ck, g % 4 AS grp,
+                timestamptz '2023-06-01' + (g * 7919 % 900) * interval '1 day' + g * interval '1 second' AS t,
+                round(((g * 31 % 200) - 10)::numeric / 100, 2) AS a
+         FROM generate_series(1, 60000) g",
+    )
+    .unwrap();
+    Spi::run("ANALYZE ho").unwrap();
+    let lifecycle = r#"'{"as_of": "2025-12-31", "scheme": "lifecycle"}'"#;
+    let queries = [
+        format!("SELECT rfm.analyze(c, t, a, {lifecycle}) FROM ho"),
+        format!("SELECT rfm.analyze(ck, t, a, {lifecycle}) FROM ho"),
+        "SELECT rfm.analyze(c, t, a, '{\"as_of\": \"2025-12-31\"}') FROM ho".to_string(),
+        "SELECT rfm.analyze(ck, t, a::float8, '{\"as_of\": \"2025-12-31\"}') FROM ho".to_string(),
+    ];
+    let serial: Vec<String> = queries.iter().map(|q| value_and_taken(q).0).collect();
+    // a parallel plan whose workers are not started: the leader runs the partial
+    // aggregate alone, and its state is taken whole
+    for setting in [
+        "SET parallel_setup_cost = 0",
+        "SET parallel_tuple_cost = 0",
+        "SET min_parallel_table_scan_size = 0",
+        "SET max_parallel_workers_per_gather = 2",
+        "SET max_parallel_workers = 0",
+    ] {
+        Spi::run(setting).unwrap();
+    }
+    let plan = plan_of(&queries[0]);
+    assert!(plan.contains("Partial Aggregate"), "{plan}");
+    for (q, want) in queries.iter().zip(&serial) {
+        let (v, taken) = value_and_taken(q);
+        assert_eq!(&v, want, "{q}");
+        assert_eq!(taken, 1, "{q}");
+    }
+    // with workers (when the cluster lets them start): the same value
+    Spi::run("SET max_parallel_workers = 8").unwrap();
+    for (q, want) in queries.iter().zip(&serial) {
+        assert_eq!(&value_and_taken(q).0, want, "{q}");
+    }
+    // a grouped partial aggregate frees a group's state when it moves to the next: it is
+    // never handed over, and every group's value is the serial one
+    let grouped = format!(
+        "SELECT string_agg(v::text, '|' ORDER BY grp) FROM (SELECT grp, rfm.analyze(c, t, a, {lifecycle}) AS v FROM ho GROUP BY grp) s"
+    );
+    Spi::run("SET max_parallel_workers = 0").unwrap();
+    let plan = plan_of(&grouped);
+    assert!(plan.contains("Partial"), "{plan}");
+    let before = crate::analyze::states_taken_whole();
+    let par = one::<String>(&grouped);
+    assert_eq!(crate::analyze::states_taken_whole(), before);
+    Spi::run("SET max_parallel_workers_per_gather = 0").unwrap();
+    assert_eq!(par, one::<String>(&grouped));
+}
