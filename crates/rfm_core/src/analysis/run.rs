@@ -1,14 +1,15 @@
 //! Sorted runs: the customers of a partial state in key order, in a compact encoding.
 //!
-//! A parallel plan serializes the state of every participant, moves it through a
+//! A parallel plan serializes the state of every worker, moves it through a
 //! worker-to-leader queue and deserializes it in the leader, which combines them and runs
-//! the final step alone. So each participant sorts its customers and writes them as a
-//! *run*: keys as deltas, counts and amounts as varints (about 9 bytes a customer instead
-//! of the table's 24, about 18 instead of 64 with the full metrics and timestamps in whole
-//! seconds). The leader keeps the
-//! runs as they arrive, without building a table, and the final step reads them all in one
-//! k-way merge that adds up a customer's entries as it meets them and hands the customers
-//! over in key order, which is also the tie-break order of the value.
+//! the final step alone. So each worker sorts its customers and writes them as a *run*:
+//! keys as deltas, counts and amounts as varints (about 9 bytes a customer instead of the
+//! table's 24, about 18 instead of 64 with the full metrics and timestamps in whole
+//! seconds). The leader keeps the runs as they arrive, without building a table, and its
+//! own state (handed over whole, not serialized) with its table; the final step reads the
+//! runs and the tables (each table in run order, see `state::TableReader`) in one k-way
+//! merge that adds up a customer's entries as it meets them and hands the customers over
+//! in key order, which is also the tie-break order of the value.
 //!
 //! Order: a bigint key by its value; a text key by its hash (the state's fixed hasher),
 //! then its bytes. Every run is checked while it is read: keys strictly increasing, every
