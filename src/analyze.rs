@@ -53,7 +53,8 @@ impl Drop for AnalyzeState {
     fn drop(&mut self) {
         // a state freed before it was handed over can no longer be found by its token
         if let Some(token) = self.handed.take() {
-            HANDED.with(|h| h.borrow_mut().retain(|&(t, _)| t != token));
+            // try_with: nothing to unregister once the registry itself is gone (at exit)
+            let _ = HANDED.try_with(|h| h.borrow_mut().retain(|&(t, _)| t != token));
         }
     }
 }
