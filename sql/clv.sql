@@ -7,10 +7,12 @@ CREATE DOMAIN clv_model AS bytea;
 COMMENT ON DOMAIN clv_model IS
     'Result of rfm.clv_fit (opaque, versioned); read it with rfm.clv_parameters, rfm.clv_fit_info and rfm.clv_customers';
 
--- The transition functions run once per row and rfm.clv_customers once per customer: they
--- look up no name a search_path could redirect, and a SET clause would cost a settings save
--- and restore on every call, so they alone do not pin search_path (the catalog test in
--- tests/pg_regress/sql/security.sql lists them by name). Everything else does.
+-- The transition functions run once per row: they look up no name a search_path could
+-- redirect (they run no SQL), and a SET clause would cost a settings save and restore on
+-- every row, so they alone do not pin search_path (SPEC 11: "or qualifies every name and
+-- operator"; tests/pg_regress/sql/security.sql lists them by name in its catalog test and
+-- runs them under a hostile search_path). Everything else pins it, rfm.clv_customers
+-- included (it returns its rows in one call).
 CREATE FUNCTION clv_sfunc(internal, bigint, timestamptz, numeric) RETURNS internal
     LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'clv_sfunc_wrapper';
 CREATE FUNCTION clv_sfunc(internal, bigint, timestamptz, numeric, jsonb) RETURNS internal

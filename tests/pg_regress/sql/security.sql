@@ -208,6 +208,102 @@ ORDER BY 1;
 SELECT count(*) AS per_row_c_functions_not_pinned
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prokind = 'f' AND p.proconfig IS NULL;
+-- ... and that those functions qualify every name and operator, shown by running each of
+-- them for a superuser whose search_path puts a hostile role's schema first: it holds an
+-- unqualified rfm._user_scheme, = for every type the functions compare, and a function of
+-- every name the options and values are cast with; none of it may run. Every signature of
+-- the aggregates whose transition functions are listed above, and the scalar ones; the
+-- rule scheme is a saved one, so that the scheme is read through SQL.
+CREATE SCHEMA sec_hostile AUTHORIZATION sec_plain;
+SELECT rfm.create_scheme('sec_scores', '{"segments": [{"name": "Top", "when": {"r": {">=": 4}}}], "default": "Rest"}') ? 'segments' AS saved;
+SET ROLE sec_plain;
+CREATE FUNCTION sec_hostile.trace(what text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sec.trace VALUES (current_user, what);
+    RETURN true;
+END $$;
+-- (it answers as the real one would, so that a redirected read would go unnoticed but for
+-- the trace)
+CREATE FUNCTION sec_hostile._user_scheme(text) RETURNS jsonb LANGUAGE sql
+    AS $$ SELECT CASE WHEN sec_hostile.trace('_user_scheme') THEN rfm._user_scheme($1) END $$;
+CREATE FUNCTION sec_hostile.jsonb(text) RETURNS jsonb LANGUAGE sql
+    AS $$ SELECT CASE WHEN sec_hostile.trace('jsonb(text)') THEN $1::pg_catalog.jsonb END $$;
+CREATE FUNCTION sec_hostile.eq_text(text, text) RETURNS boolean LANGUAGE sql
+    AS $$ SELECT sec_hostile.trace('= text') AND pg_catalog.texteq($1, $2) $$;
+CREATE FUNCTION sec_hostile.eq_jsonb(jsonb, jsonb) RETURNS boolean LANGUAGE sql
+    AS $$ SELECT sec_hostile.trace('= jsonb') AND pg_catalog.jsonb_eq($1, $2) $$;
+CREATE FUNCTION sec_hostile.eq_float8(float8, float8) RETURNS boolean LANGUAGE sql
+    AS $$ SELECT sec_hostile.trace('= float8') AND pg_catalog.float8eq($1, $2) $$;
+CREATE FUNCTION sec_hostile.eq_numeric(numeric, numeric) RETURNS boolean LANGUAGE sql
+    AS $$ SELECT sec_hostile.trace('= numeric') AND pg_catalog.numeric_eq($1, $2) $$;
+CREATE OPERATOR sec_hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = sec_hostile.eq_text);
+CREATE OPERATOR sec_hostile.= (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = sec_hostile.eq_jsonb);
+CREATE OPERATOR sec_hostile.= (LEFTARG = float8, RIGHTARG = float8, FUNCTION = sec_hostile.eq_float8);
+CREATE OPERATOR sec_hostile.= (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = sec_hostile.eq_numeric);
+RESET ROLE;
+TRUNCATE sec.trace;
+-- a small simulated shop (seeded; the generator of clv.sql), so that the CLV fits converge
+SELECT setseed(0.17) AS seeded;
+CREATE TEMP TABLE sec_rows AS
+WITH cust AS (
+    SELECT c, (ARRAY[0.02, 0.05, 0.12, 0.3])[1 + floor(random() * 4)::int] AS lambda,
+           (ARRAY[0.05, 0.2, 0.5])[1 + floor(random() * 3)::int] AS p,
+           floor(random() * 330)::int AS start, random() AS u_drop,
+           (ARRAY[8, 20, 35, 90])[1 + floor(random() * 4)::int] AS spend
+    FROM generate_series(1, 300) c),
+ev AS (
+    SELECT cust.*, k,
+           start + sum(CASE WHEN k = 0 THEN 0 ELSE -ln(1 - random()) / lambda END)
+                       OVER (PARTITION BY c ORDER BY k) AS day,
+           random() AS u_amt
+    FROM cust, generate_series(0, 80) k)
+SELECT c::bigint AS k, 'c' || c AS kt, timestamptz '2024-01-01' + day * interval '1 day' AS t,
+       round((spend * (0.2 + 1.6 * u_amt))::numeric, 2) AS a
+FROM ev
+WHERE k < 1 + floor(ln(u_drop) / ln(1 - p)) AND day < 366;
+SET search_path = sec_hostile, pg_catalog, pg_temp;
+SET client_min_messages = warning;  -- without options as_of is now: a NOTICE names the data's age
+SELECT count(*) AS analyses,
+       count(*) FILTER (WHERE o.active_customers > 0) AS with_customers_in_2024
+FROM (SELECT rfm.analyze(k, t, a) AS v FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.analyze(k, t, a::float8) FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.analyze(kt, t, a) FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.analyze(kt, t, a::float8) FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.analyze(k, t, a, '{"as_of": "2024-12-31", "scheme": "sec_scores"}') FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.analyze(k, t, a::float8, '{"as_of": "2024-12-31", "scheme": "sec_scores"}') FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.analyze(kt, t, a, '{"as_of": "2024-12-31", "scheme": "sec_scores"}') FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.analyze(kt, t, a::float8, '{"as_of": "2024-12-31", "scheme": "sec_scores"}') FROM pg_temp.sec_rows) s,
+     LATERAL rfm.overview(v) o;
+SELECT count(*) AS clv_models
+FROM (SELECT rfm.clv_fit(k, t, a) AS m FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.clv_fit(k, t, a::float8) FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.clv_fit(kt, t, a) FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.clv_fit(kt, t, a::float8) FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.clv_fit(k, t, a, '{"as_of": "2024-12-31", "penalizer": 0.1}') FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.clv_fit(k, t, a::float8, '{"as_of": "2024-12-31", "penalizer": 0.1}') FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.clv_fit(kt, t, a, '{"as_of": "2024-12-31", "penalizer": 0.1}') FROM pg_temp.sec_rows
+      UNION ALL SELECT rfm.clv_fit(kt, t, a::float8, '{"as_of": "2024-12-31", "penalizer": 0.1}') FROM pg_temp.sec_rows) s
+WHERE m IS NOT NULL;
+RESET client_min_messages;
+SELECT rfm.score(7, '{2,4,6,8}', true, true) AS score, rfm.fm_score(4, 5) AS fm,
+       rfm.segment(5, 1, 1, 'sec_scores') AS saved_scheme_segment,
+       rfm.abc_tier(5, (SELECT rfm.abc_thresholds(a::float8) FROM pg_temp.sec_rows), '{A,B,C}') AS tier,
+       (SELECT rfm.abc_thresholds(a::float8, '{0.5,0.3,0.2}') FROM pg_temp.sec_rows) IS NOT NULL AS abc_shares,
+       (SELECT rfm.quantile_thresholds(a::float8) FROM pg_temp.sec_rows) IS NOT NULL AS quintiles,
+       (SELECT rfm.quantile_thresholds(a::float8, 4) FROM pg_temp.sec_rows) IS NOT NULL AS quartiles;
+RESET search_path;
+SELECT count(*) AS hostile_code_runs FROM sec.trace;
+-- the hostile objects do run where a name is left to the search_path (so the check above
+-- can fail): the unqualified function and the operator
+SET search_path = sec_hostile, pg_catalog, pg_temp;
+SELECT _user_scheme('sec_scores') ? 'segments' AS hostile_function_found, 'a'::text = 'a'::text AS hostile_operator_found;
+RESET search_path;
+SELECT DISTINCT what FROM sec.trace ORDER BY 1;
+TRUNCATE sec.trace;
+DROP SCHEMA sec_hostile CASCADE;
+SELECT rfm.drop_scheme('sec_scores');
+SELECT count(*) AS sec_scores_left FROM rfm.schemes WHERE scheme = 'sec_scores';
+
 -- SECURITY DEFINER only where a function must write the catalog: the _do_* implementations
 SELECT p.proname AS security_definer_function FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'rfm' AND p.prosecdef AND p.proname !~ '^_do_' ORDER BY 1;
