@@ -787,12 +787,17 @@ impl State {
         self.len() == 0 && self.pending.is_empty()
     }
 
-    /// Bytes the state holds now (hash table, text key arena and runs).
+    /// Bytes the state holds now (hash table, text key arena, runs, states kept whole and
+    /// a prepared reading).
     pub fn memory_bytes(&self) -> usize {
         self.table.allocation_size()
             + self.arena.capacity()
             + self.runs.iter().map(|r| r.bytes.capacity()).sum::<usize>()
             + self.kept.iter().map(State::memory_bytes).sum::<usize>()
+            + self.prepared.as_ref().map_or(0, |p| {
+                p.order.capacity() * std::mem::size_of::<(u64, u32)>()
+                    + p.entries.capacity() * std::mem::size_of::<Entry>()
+            })
     }
 
     /// The most bytes the state has held at once, table growth included.
@@ -1157,6 +1162,7 @@ impl State {
         if self.prepared.is_none() && self.table.len() > 0 {
             let (order, entries) = TableReader::work_out(self);
             self.prepared = Some(Prepared { order, entries });
+            self.peak_bytes = self.peak_bytes.max(self.memory_bytes());
         }
         Ok(())
     }
@@ -1631,8 +1637,14 @@ mod tests {
             let want = finalize(one, &d).unwrap();
             // prepared, then more rows
             let mut a = state(0..400, 2);
+            let before = a.memory_bytes();
             a.prepare_reading().unwrap();
             assert!(a.prepared.is_some());
+            // counted: 16 bytes a customer of order, or the plain entries copied out
+            assert!(
+                a.memory_bytes() >= before + 89 * 16,
+                "wide {wide}, text {text}"
+            );
             for i in 400..600 {
                 row(&mut a, i, 3);
             }
