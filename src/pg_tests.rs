@@ -162,8 +162,13 @@ fn encoded_numerics_are_the_bytes_postgres_writes() {
 
 /// The lines of the plan of `sql`, one string.
 fn plan_of(sql: &str) -> String {
+    // options first when given: EXPLAIN (ANALYZE, ...) query
+    let explain = match sql.strip_prefix('(') {
+        Some(rest) => format!("EXPLAIN (COSTS OFF, {rest}"),
+        None => format!("EXPLAIN (COSTS OFF) {sql}"),
+    };
     Spi::connect(|c| {
-        c.select(&format!("EXPLAIN (COSTS OFF) {sql}"), None, &[])
+        c.select(&explain, None, &[])
             .unwrap()
             .map(|r| r.get::<String>(1).unwrap().unwrap_or_default())
             .collect::<Vec<_>>()
@@ -216,8 +221,13 @@ fn the_leaders_partial_state_is_taken_whole_and_changes_nothing() {
         assert_eq!(&v, want, "{q}");
         assert_eq!(taken, 1, "{q}");
     }
-    // with workers (when the cluster lets them start): the same value
+    // with workers: the same value
     Spi::run("SET max_parallel_workers = 8").unwrap();
+    let ran = plan_of(&format!("(ANALYZE, TIMING OFF, SUMMARY OFF) {}", queries[1]));
+    assert!(
+        ran.contains("Workers Launched: ") && !ran.contains("Workers Launched: 0"),
+        "{ran}"
+    );
     for (q, want) in queries.iter().zip(&serial) {
         assert_eq!(&value_and_taken(q).0, want, "{q}");
     }
