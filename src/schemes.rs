@@ -24,7 +24,7 @@ pub(crate) fn builtin_names() -> String {
 fn unknown(name: &str) -> RfmError {
     RfmError::new(
         ErrorKind::UndefinedObject,
-        format!("segment scheme \"{name}\" does not exist"),
+        format!("segment scheme {} does not exist", rfm_core::shown(name)),
     )
     .with_hint(format!(
         "Built-in schemes are {}; the view rfm.schemes lists every scheme, and rfm.create_scheme saves a new one.",

@@ -115,6 +115,18 @@ pub fn check_finite(what: &str, value: f64) -> Result<f64> {
     }
 }
 
+/// A name (or other caller-supplied text) as messages show it: quoted and, past 40
+/// characters, cut with its length in bytes, so that an error never echoes a megabyte of
+/// name back.
+pub fn shown(name: &str) -> String {
+    if name.chars().count() <= 40 {
+        format!("\"{name}\"")
+    } else {
+        let head: String = name.chars().take(40).collect();
+        format!("\"{head}...\" ({} bytes)", name.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,4 +14,4 @@ pub mod rules;
 pub mod scheme;
 pub mod score;
 
-pub use error::{ErrorKind, Result, RfmError};
+pub use error::{shown, ErrorKind, Result, RfmError};

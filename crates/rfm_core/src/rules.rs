@@ -412,16 +412,40 @@ pub fn is_reserved(name: &str) -> bool {
     RESERVED.contains(&name)
 }
 
-/// Checks the name of a scheme a user defines: not built in (42939), not empty and at most
-/// 63 bytes (22023).
+/// Whether `c` is invisible or reorders text: a control character, or a Unicode format
+/// character (zero-width spaces and joiners, bidirectional marks and isolates, the byte
+/// order mark, the soft hyphen, ...), which would make two names that look the same differ.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Checks the name of a scheme a user defines: printable (no control or invisible format
+/// characters), without leading or trailing white space, not empty and at most 63 bytes
+/// (22023), and not a built-in name in any case (42939). Messages show at most a short
+/// prefix of the name.
 pub fn check_name(name: &str) -> Result<()> {
-    if is_reserved(name) {
+    if is_reserved(&name.to_lowercase()) {
         return Err(RfmError::new(
             ErrorKind::ReservedName,
-            format!("scheme \"{name}\" is built in; choose another name"),
+            if is_reserved(name) {
+                format!("scheme {} is built in; choose another name", crate::shown(name))
+            } else {
+                format!(
+                    "scheme {} differs only in case from the built-in scheme \"{}\"; choose another name",
+                    crate::shown(name),
+                    name.to_lowercase()
+                )
+            },
         )
         .with_hint(format!(
-            "To start from it, copy rfm.scheme_definition('{name}') and save it under a new name."
+            "To start from it, copy rfm.scheme_definition('{}') and save it under a new name.",
+            name.to_lowercase()
         )));
     }
     if name.is_empty() {
@@ -429,8 +453,24 @@ pub fn check_name(name: &str) -> Result<()> {
     }
     if name.len() > 63 {
         return Err(RfmError::invalid(format!(
-            "scheme name \"{name}\" is longer than 63 bytes"
+            "scheme name {} is longer than 63 bytes",
+            crate::shown(name)
         )));
+    }
+    if let Some(c) = name.chars().find(|&c| is_invisible(c)) {
+        return Err(RfmError::invalid(format!(
+            "scheme name {} contains the unprintable character U+{:04X}",
+            crate::shown(&name.escape_default().to_string()),
+            c as u32
+        ))
+        .with_hint("Scheme names are what rfm.schemes and the dashboards show: use printable characters only."));
+    }
+    if name.trim() != name {
+        return Err(RfmError::invalid(format!(
+            "scheme name {} starts or ends with white space",
+            crate::shown(name)
+        ))
+        .with_hint("Remove the spaces: names are compared exactly."));
     }
     Ok(())
 }
@@ -2491,8 +2531,15 @@ mod tests {
             );
             assert!(e.hint.unwrap().contains("rfm.scheme_definition"));
         }
-        assert!(!is_reserved("Standard"));
+        // a case variant of a built-in name is the built-in name
+        for n in ["Standard", "RF10", "Codes", "LIFECYCLE"] {
+            assert!(!is_reserved(n));
+            let e = check_name(n).unwrap_err();
+            assert_eq!(e.kind.sqlstate(), "42939", "{n}");
+            assert!(e.message.contains("differs only in case"), "{}", e.message);
+        }
         assert_eq!(check_name("my scheme"), Ok(()));
+        assert_eq!(check_name("Saisonkunden Ä-Z"), Ok(()));
         assert_eq!(check_name(&"x".repeat(63)), Ok(()));
         let e = check_name(&"x".repeat(64)).unwrap_err();
         assert_eq!(e.kind.sqlstate(), "22023");
@@ -2500,6 +2547,48 @@ mod tests {
         // bytes, not characters
         assert!(check_name(&"é".repeat(32)).is_err());
         assert_eq!(check_name("").unwrap_err().kind.sqlstate(), "22023");
+    }
+
+    #[test]
+    fn names_are_printable_and_trimmed() {
+        for n in [
+            "vip\n",
+            "a\u{0}b",
+            "tab\there",
+            "zero\u{200B}width",
+            "joiner\u{200D}",
+            "bom\u{FEFF}",
+            "rtl\u{202E}mark",
+            "soft\u{00AD}hyphen",
+            "\u{2066}isolate",
+        ] {
+            let e = check_name(n).unwrap_err();
+            assert_eq!(e.kind.sqlstate(), "22023", "{n:?}");
+            assert!(
+                e.message.contains("unprintable character U+"),
+                "{}",
+                e.message
+            );
+        }
+        for n in [" vip", "vip ", "\u{00A0}vip", "vip\u{3000}"] {
+            let e = check_name(n).unwrap_err();
+            assert_eq!(e.kind.sqlstate(), "22023", "{n:?}");
+            assert!(e.message.contains("white space"), "{}", e.message);
+        }
+        // inner spaces are fine
+        assert_eq!(check_name("key accounts"), Ok(()));
+    }
+
+    #[test]
+    fn messages_quote_a_short_prefix() {
+        let long = "n".repeat(1 << 20);
+        let e = check_name(&long).unwrap_err();
+        assert!(e.message.len() < 120, "{}", e.message);
+        assert!(e.message.contains("(1048576 bytes)"));
+        assert_eq!(crate::shown("vip"), "\"vip\"");
+        let s = crate::shown(&"ä".repeat(50));
+        assert_eq!(s, format!("\"{}...\" (100 bytes)", "ä".repeat(40)));
+        assert!(crate::scheme::builtin(&long).unwrap_err().message.len() < 120);
     }
 
     #[test]

@@ -338,7 +338,7 @@ pub fn builtin(name: &str) -> Result<&'static Scheme> {
     BUILTIN.iter().find(|s| s.name == name).ok_or_else(|| {
         RfmError::new(
             ErrorKind::UndefinedObject,
-            format!("segment scheme \"{name}\" does not exist"),
+            format!("segment scheme {} does not exist", crate::shown(name)),
         )
         .with_hint(format!("Built-in schemes are: {}.", builtin_names()))
     })
