@@ -26,10 +26,23 @@ BEGIN
             MESSAGE = 'rfm.create_scheme: name, definition and replace must not be NULL';
     END IF;
     saved := rfm._validate_scheme(name, definition);
+    -- one name per scheme whatever its case: "Standard" is not another scheme than
+    -- "standard" (built-in names are refused by rfm._validate_scheme)
+    IF EXISTS (SELECT 1 FROM rfm.user_schemes u
+               WHERE lower(u.name) = lower(_do_create_scheme.name) AND u.name <> _do_create_scheme.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('segment scheme "%s" differs only in case from the saved scheme "%s"', name,
+                             (SELECT u.name FROM rfm.user_schemes u
+                              WHERE lower(u.name) = lower(_do_create_scheme.name) LIMIT 1)),
+            HINT = 'Choose another name, or replace that scheme under its own name.';
+    END IF;
+    -- FOR UPDATE: waits for a transaction that has just started to use the scheme (they lock
+    -- it FOR SHARE, rfm._lock_scheme), so that its segmentation is seen below
     SELECT * INTO old FROM rfm.user_schemes u WHERE u.name = _do_create_scheme.name FOR UPDATE;
     IF NOT FOUND THEN
         INSERT INTO rfm.user_schemes (name, definition, owner)
         VALUES (_do_create_scheme.name, saved, caller::regrole);
+        PERFORM rfm._mark_owner(caller);
         RETURN saved;
     END IF;
     IF NOT replace THEN
@@ -76,7 +89,7 @@ BEGIN
     SELECT * INTO old FROM rfm.user_schemes u WHERE u.name = _do_drop_scheme.name FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('segment scheme "%s" does not exist', name);
+            MESSAGE = format('segment scheme %s does not exist', rfm._shown(name));
     END IF;
     IF NOT pg_has_role(caller, old.owner, 'MEMBER') THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
@@ -89,6 +102,7 @@ BEGIN
             HINT = 'Switch them to another scheme with rfm.alter_segmentation, or drop them, first.';
     END IF;
     DELETE FROM rfm.user_schemes u WHERE u.name = _do_drop_scheme.name;
+    PERFORM rfm._mark_owner(old.owner);
 END
 $$;
 

@@ -7,10 +7,12 @@
 //!   implementation `rfm._do_<name>(caller oid, <the same arguments>)`, a SECURITY DEFINER
 //!   function that nobody may execute directly. The implementation can therefore trust its
 //!   `caller` argument: it is never something a user wrote.
-//! * [`read_source_as`]: runs the one query of a refresh over the source with the rights of
-//!   the segmentation's owner, as PostgreSQL's own REFRESH MATERIALIZED VIEW does: a local
-//!   user-id change plus SECURITY_RESTRICTED_OPERATION (no SET ROLE, no temporary objects,
-//!   no deferred triggers), and `search_path` pinned to `pg_catalog, pg_temp`.
+//! * [`read_source_as`]: the one guarded read of a user's relation. Every refresh, preview
+//!   and pg_cron job reads its source through it, the way PostgreSQL's own REFRESH
+//!   MATERIALIZED VIEW runs a view's query: as the segmentation's owner, as a
+//!   SECURITY_RESTRICTED_OPERATION, in a GUC nest level that is rolled back afterwards, with
+//!   the caller's user and security context restored on every path; the source must have
+//!   been locked by OID first ([`lock_source`]). Its comment says why each step is there.
 //! * [`assigned`] and [`changes`]: decode the stored `rfm.analysis` of a run into the rows
 //!   of `rfm.customer_segments`, and compare two runs (`rfm_core::changes`), without a
 //!   detour through SQL rows.
@@ -73,6 +75,7 @@ pub unsafe extern "C-unwind" fn managed_entry(fcinfo: pg_sys::FunctionCallInfo) 
     unsafe {
         let caller = pg_sys::GetUserId();
         let flinfo = (*fcinfo).flinfo;
+        refuse_inside_source_read((*flinfo).fn_oid);
         let mut cache = (*flinfo).fn_extra as *mut EntryCache;
         if cache.is_null() {
             let target = implementation_of((*flinfo).fn_oid);
@@ -115,26 +118,117 @@ pub unsafe extern "C-unwind" fn managed_entry(fcinfo: pg_sys::FunctionCallInfo) 
     }
 }
 
-/// Runs `query` (one row, one bytea column; `$1` is `options`) with the rights of `owner`
-/// and returns its value. Only the extension's own SECURITY DEFINER functions may call it
-/// (EXECUTE is revoked from PUBLIC).
+thread_local! {
+    /// How many guarded source reads ([`read_source_as`]) are running in this backend. While
+    /// one is, the code that runs is the source's (its owner's views, functions, policies):
+    /// [`managed_entry`] then refuses every management function, so that the source cannot
+    /// alter, drop, refresh or re-schedule a segmentation in the middle of its own refresh.
+    static SOURCE_READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// 55006 when called from the code of a source being read (see [`SOURCE_READS`]).
+fn refuse_inside_source_read(entry: pg_sys::Oid) {
+    if SOURCE_READS.with(|n| n.get()) > 0 {
+        // SAFETY: a plain catalog lookup by OID; NULL (unknown) is handled
+        let name = unsafe {
+            let p = pg_sys::get_func_name(entry);
+            if p.is_null() {
+                String::from("this function")
+            } else {
+                format!(
+                    "rfm.{}",
+                    std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+                )
+            }
+        };
+        raise(
+            RfmError::new(
+                rfm_core::ErrorKind::ObjectInUse,
+                format!("{name} cannot run while the source of a segmentation is being read"),
+            )
+            .with_hint(
+                "A refresh (or preview) is reading a source whose code called it; segmentations \
+                 are managed outside their sources.",
+            ),
+        );
+    }
+}
+
+/// The one guarded read of a user's relation (SPEC §11). Runs `query` — one row of one or
+/// two columns: the `rfm.analysis` of the source and, when asked for, the jsonb of its
+/// performance figures; `$1` is `options` — over the relation `source` with the rights of
+/// `owner`, the way PostgreSQL runs a materialized view's query in REFRESH MATERIALIZED VIEW
+/// (`ExecRefreshMatView`), and returns that row. Only the extension's own SECURITY DEFINER
+/// functions may call it (EXECUTE is revoked from PUBLIC). Declared in SQL
+/// (`rfm._read_source_as`, part 2 of the managed layer) as
+/// `(owner oid, source oid, query text, options jsonb) RETURNS TABLE (analysis, performance)`.
+///
+/// Each step and why it is there:
+/// 1. The source must already be locked by this transaction (`rfm._lock_source`, called
+///    before the query text was built from the relation's name): the name in the query then
+///    names the relation bound by OID, and no rename can happen until the transaction ends.
+///    After planning, the plan must read that OID (lock, then verify).
+/// 2. `SetUserIdAndSecContext(owner, … | SECURITY_LOCAL_USERID_CHANGE |
+///    SECURITY_RESTRICTED_OPERATION)`: permission checks use the owner's rights, and the
+///    source's code may not `SET ROLE`, create temporary objects, hold cursors or queue
+///    deferred triggers that would outlive the read.
+/// 3. `NewGUCNestLevel()` and `search_path = pg_catalog, pg_temp` in it: nothing the caller
+///    set reaches the source's names; `AtEOXact_GUC(false, nest)` afterwards rolls back
+///    every setting made at this level or deeper (a plain `SET`, `set_config(…, false)`, a
+///    function's own `SET` left behind by an error), so nothing the source's code set
+///    outlives the read or reaches the rest of the refresh or the caller.
+/// 4. [`SOURCE_READS`]: management functions called by the source's code are refused.
+/// 5. Steps 2-4 are undone in a `finally` block, on every path, errors included (a
+///    PostgreSQL error inside is caught, the caller's user, security context and settings
+///    are restored, and the error is raised again).
 #[pg_extern(volatile, sql = false)]
-fn read_source_as(owner: pg_sys::Oid, query: &[u8], options: Jsonb) -> Option<Vec<u8>> {
-    // the query text stays in the server encoding: it goes straight back to the server
-    let query =
-        CString::new(query).unwrap_or_else(|_| raise(RfmError::invalid("query contains NUL")));
-    // SAFETY: plain calls into the backend; the user id and the GUC nest level are restored
-    // below, and on an error by the (sub)transaction abort, as for SECURITY DEFINER functions
+fn read_source_as(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: called by PostgreSQL as declared: (oid, oid, text, jsonb), all non-NULL
+    // (STRICT), returning a set of two columns
     unsafe {
+        let get = |i| arg(fcinfo, i).unwrap_or_else(|| raise(RfmError::null("NULL argument")));
+        let owner = pg_sys::Oid::from_datum(get(0), false).expect("oid");
+        let source = pg_sys::Oid::from_datum(get(1), false).expect("oid");
+        // the query text stays in the server encoding: it goes straight back to the server
+        let query = CString::new(varlena_bytes(get(2)))
+            .unwrap_or_else(|_| raise(RfmError::invalid("query contains NUL")));
+        let options = Jsonb::from_datum(get(3), false).expect("jsonb");
+        let row = guarded_read(owner, source, &query, options);
+        return_rows(fcinfo, std::iter::once(row), |(a, p)| {
+            [a.into_datum(), p.into_datum()]
+        })
+    }
+}
+
+/// Steps 1-5 of [`read_source_as`].
+///
+/// # Safety
+/// Must run inside a transaction, in a function call.
+unsafe fn guarded_read(
+    owner: pg_sys::Oid,
+    source: pg_sys::Oid,
+    query: &CString,
+    options: Jsonb,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    unsafe {
+        // 1. bound by OID: locked before the query was written, and still there
+        if !pg_sys::CheckRelationOidLockedByMe(source, pg_sys::AccessShareLock as _, true) {
+            raise(RfmError::new(
+                rfm_core::ErrorKind::ObjectInUse,
+                "the source of a segmentation must be locked (rfm._lock_source) before it is read",
+            ));
+        }
         let mut saved_user = pg_sys::InvalidOid;
         let mut saved_context: std::ffi::c_int = 0;
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        // 2. the owner's rights, restricted
         pg_sys::SetUserIdAndSecContext(
             owner,
             saved_context
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as std::ffi::c_int
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as std::ffi::c_int,
         );
+        // 3. a settings level of its own, with a search_path nobody can redirect
         let nest = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
@@ -146,18 +240,32 @@ fn read_source_as(owner: pg_sys::Oid, query: &[u8], options: Jsonb) -> Option<Ve
             0,
             false,
         );
-        let result = run_one_bytea(&query, options);
-        pg_sys::AtEOXact_GUC(true, nest);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-        result
+        // 4. no management function from inside
+        SOURCE_READS.with(|n| n.set(n.get() + 1));
+        let query = std::panic::AssertUnwindSafe(query);
+        let options = std::panic::AssertUnwindSafe(options);
+        pgrx::PgTryBuilder::new(move || run_one_row(&query, source, options.0))
+            .finally(|| {
+                // 5. undone on every path: settings rolled back (not kept: false), then the
+                // caller's user and security context
+                SOURCE_READS.with(|n| n.set(n.get().saturating_sub(1)));
+                pg_sys::AtEOXact_GUC(false, nest);
+                pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+            })
+            .execute()
     }
 }
 
-/// Executes `query` once through SPI, allowing a parallel plan, and copies out its one value.
+/// Executes `query` once through SPI, allowing a parallel plan, after checking that its plan
+/// reads `source`, and copies out its one row (one or two varlena columns).
 ///
 /// # Safety
 /// Must run inside a transaction, in a function call.
-unsafe fn run_one_bytea(query: &CString, options: Jsonb) -> Option<Vec<u8>> {
+unsafe fn run_one_row(
+    query: &CString,
+    source: pg_sys::Oid,
+    options: Jsonb,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             raise(RfmError::invalid("SPI_connect failed"));
@@ -174,6 +282,21 @@ unsafe fn run_one_bytea(query: &CString, options: Jsonb) -> Option<Vec<u8>> {
                 "could not prepare the query of the source",
             ));
         }
+        // the plan reads the relation bound by OID (step 1 of read_source_as)
+        let sources = pg_sys::SPI_plan_get_plan_sources(plan);
+        let mut reads_source = false;
+        if !sources.is_null() {
+            for i in 0..(*sources).length {
+                let ps = pg_sys::list_nth(sources, i) as *mut pg_sys::CachedPlanSource;
+                reads_source |= pg_sys::list_member_oid((*ps).relationOids, source);
+            }
+        }
+        if !reads_source {
+            raise(RfmError::new(
+                rfm_core::ErrorKind::ObjectInUse,
+                "the query of a refresh does not read the relation the segmentation is bound to",
+            ));
+        }
         let mut values = [options.into_datum().expect("jsonb datum")];
         let nulls = [b' ' as std::ffi::c_char];
         let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), false, 0);
@@ -183,16 +306,46 @@ unsafe fn run_one_bytea(query: &CString, options: Jsonb) -> Option<Vec<u8>> {
             ));
         }
         let table = pg_sys::SPI_tuptable;
-        let mut isnull = false;
-        let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
-        let out = if isnull {
-            None
-        } else {
-            let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-            Some(pgrx::varlena::varlena_to_byte_slice(p).to_vec())
+        let natts = (*(*table).tupdesc).natts;
+        let column = |i: i32| {
+            if i > natts {
+                return None;
+            }
+            let mut isnull = false;
+            let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, i, &mut isnull);
+            if isnull {
+                None
+            } else {
+                let p = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+                Some(pgrx::varlena::varlena_to_byte_slice(p).to_vec())
+            }
         };
+        let out = (column(1), column(2));
         pg_sys::SPI_finish();
         out
+    }
+}
+
+/// Takes `AccessShareLock` on the source of a segmentation by its OID and returns whether
+/// it still exists (lock, then verify, as `RangeVarGetRelidExtended` does): from then until
+/// the end of the transaction it cannot be renamed, dropped or altered, so the name a query
+/// is then written with names this relation. Declared in SQL as `rfm._lock_source(oid)`.
+#[pg_extern(volatile, sql = false)]
+fn lock_source(source: pg_sys::Oid) -> bool {
+    // SAFETY: plain lock manager and syscache calls on an OID
+    unsafe {
+        pg_sys::LockRelationOid(source, pg_sys::AccessShareLock as _);
+        let exists = pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::RELOID as _,
+            pg_sys::Datum::from(source),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        );
+        if !exists {
+            pg_sys::UnlockRelationOid(source, pg_sys::AccessShareLock as _);
+        }
+        exists
     }
 }
 
@@ -429,7 +582,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/managed/2_definitions.sql",
     name = "managed_definitions",
-    requires = ["managed_catalog", read_source_as, assigned, changes]
+    requires = [
+        "managed_catalog",
+        read_source_as,
+        lock_source,
+        assigned,
+        changes
+    ]
 );
 extension_sql_file!(
     "../sql/managed/3_refresh.sql",

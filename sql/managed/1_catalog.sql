@@ -45,8 +45,11 @@ CREATE TABLE segmentations (
     active          boolean NOT NULL DEFAULT true,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- shown to the segmentation's managers only: it may quote values of the source
     last_error      text,
-    last_error_at   timestamptz
+    last_error_at   timestamptz,
+    -- the pg_cron job rfm.schedule_refresh created (its jobid); only that job is ever removed
+    cron_job        bigint
 );
 COMMENT ON TABLE segmentations IS 'Saved segmentation definitions (written only by rfm.create_segmentation and friends)';
 
@@ -95,6 +98,22 @@ CREATE TABLE run_segments (
     PRIMARY KEY (run_id, segment)
 );
 COMMENT ON TABLE run_segments IS 'Customers and revenue per automatic segment of every run';
+
+-- The segment performance report of a run (option "performance"): for the customers in each
+-- effective segment when the run was made, their revenue in the month of as_of up to its
+-- end, in the month before and in the year to date, read from the source by the refresh
+-- itself (in the same statement as its analysis), never at query time.
+CREATE TABLE run_performance (
+    run_id             bigint NOT NULL REFERENCES runs ON DELETE CASCADE,
+    position           integer NOT NULL,
+    segment            text NOT NULL,
+    customers          bigint NOT NULL,
+    revenue_this_month numeric NOT NULL,
+    revenue_last_month numeric NOT NULL,
+    revenue_ytd        numeric NOT NULL,
+    PRIMARY KEY (run_id, segment)
+);
+COMMENT ON TABLE run_performance IS 'Revenue this month, last month and year to date per effective segment of every run with option performance';
 
 -- The automatic assignment of the latest run of each segmentation: the run's rfm.analysis
 -- value itself (about 13 bytes per customer), decoded by rfm._assigned when the views are
@@ -164,6 +183,7 @@ SELECT pg_catalog.pg_extension_config_dump('readers', '');
 SELECT pg_catalog.pg_extension_config_dump('runs', '');
 SELECT pg_catalog.pg_extension_config_dump('runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('run_segments', '');
+SELECT pg_catalog.pg_extension_config_dump('run_performance', '');
 SELECT pg_catalog.pg_extension_config_dump('assignment', '');
 SELECT pg_catalog.pg_extension_config_dump('overrides', '');
 SELECT pg_catalog.pg_extension_config_dump('history', '');

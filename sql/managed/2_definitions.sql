@@ -2,12 +2,36 @@
 -- Every function pins search_path; names of the extension are written rfm.*.
 
 -- The C plumbing (src/managed.rs). EXECUTE on these is revoked from PUBLIC in part 7:
--- only the extension's SECURITY DEFINER functions call _read_source_as.
-CREATE FUNCTION _read_source_as(owner oid, query text, options jsonb) RETURNS analysis
+-- only the extension's SECURITY DEFINER functions call _lock_source and _read_source_as.
+--
+-- _read_source_as is the one guarded read of a user's relation (SPEC §11): every refresh,
+-- rfm.refresh_all, pg_cron job and preview reads its source through it and nothing else of
+-- the extension reads a source with anyone's rights but per-row visibility checks
+-- (rfm._visible_keys). It runs the query as the owner inside a security-restricted
+-- operation, in a settings nest level that is rolled back afterwards, and restores the
+-- caller's user and security context on every path (the comment of read_source_as in
+-- src/managed.rs says why each step is there).
+CREATE FUNCTION _lock_source(source oid) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'lock_source_wrapper';
+COMMENT ON FUNCTION _lock_source(oid) IS
+    'Internal: locks a segmentation''s source by OID (until the end of the transaction) and says whether it still exists';
+
+CREATE FUNCTION _read_source_as(owner oid, source oid, query text, options jsonb)
+RETURNS TABLE (analysis analysis, performance jsonb)
     LANGUAGE c VOLATILE STRICT SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'read_source_as_wrapper';
-COMMENT ON FUNCTION _read_source_as(oid, text, jsonb) IS
-    'Internal: runs the query of a refresh with the rights of the segmentation owner (restricted operation)';
+COMMENT ON FUNCTION _read_source_as(oid, oid, text, jsonb) IS
+    'Internal: runs the query of a refresh over its locked source with the rights of the segmentation owner (security-restricted, settings rolled back)';
+
+-- A name (or any text from a caller) as error messages show it: quoted, and cut to its
+-- first 40 characters, so that a megabyte of name is not echoed back.
+CREATE FUNCTION _shown(name text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN name IS NULL THEN 'NULL'
+                WHEN length(name) <= 40 THEN '"' || name || '"'
+                ELSE '"' || left(name, 40) || '..." (' || octet_length(name) || ' bytes)' END
+$$;
 
 CREATE FUNCTION _assigned(analysis analysis, kind text, default_segment text, only_keys text[], extra_keys text[])
 RETURNS TABLE (customer_key text, segment text, r integer, f integer, m integer, fm integer,
@@ -48,7 +72,7 @@ BEGIN
     SELECT * INTO s FROM rfm.segmentations WHERE name = segmentation;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('segmentation "%s" does not exist', segmentation),
+            MESSAGE = format('segmentation %s does not exist', rfm._shown(segmentation)),
             HINT = 'rfm.segmentation_catalog lists the segmentations you may see.';
     END IF;
     RETURN s;
@@ -162,7 +186,7 @@ $$;
 CREATE FUNCTION _analyze_options(s segmentations) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    o jsonb := s.options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers';
+    o jsonb := s.options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers' - 'performance';
     y integer;
 BEGIN
     IF s.options ? 'year' THEN
@@ -201,7 +225,7 @@ RETURNS TABLE (ordinal integer, segment text, description text, actions text[],
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     resolved jsonb := rfm.check_options(options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers'
-                                        - 'as_of' - 'period');
+                                        - 'as_of' - 'period' - 'performance');
 BEGIN
     IF kind = 'abc' THEN
         RETURN QUERY SELECT i::integer, n, NULL::text, NULL::text[], NULL::integer, NULL::integer
@@ -226,7 +250,7 @@ DECLARE
 BEGIN
     IF s.name IS NULL OR s.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid segmentation name %s', coalesce(quote_literal(s.name), 'NULL')),
+            MESSAGE = format('invalid segmentation name %s', rfm._shown(s.name)),
             HINT = 'Names start with a lower-case letter and use only a-z, 0-9 and _ (at most 63 characters).';
     END IF;
     IF s.kind IS NULL OR s.kind NOT IN ('rfm', 'abc') THEN
@@ -245,13 +269,13 @@ BEGIN
     END IF;
     allowed := CASE s.kind
         WHEN 'rfm' THEN ARRAY['as_of', 'period', 'year', 'buckets', 'scheme', 'method', 'thresholds',
-                              'abc_shares', 'abc_names', 'clv']
+                              'abc_shares', 'abc_names', 'clv', 'performance']
         ELSE ARRAY['as_of', 'period', 'year', 'abc_shares', 'abc_names', 'min_sales',
-                   'default_tier', 'excluded_tiers'] END;
+                   'default_tier', 'excluded_tiers', 'performance'] END;
     FOR k IN SELECT jsonb_object_keys(s.options) LOOP
         IF NOT k = ANY (allowed) THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('unknown option "%s" for a segmentation of kind %s', k, s.kind),
+                MESSAGE = format('unknown option %s for a segmentation of kind %s', rfm._shown(k), s.kind),
                 HINT = format('Valid options are: %s.', array_to_string(allowed, ', '));
         END IF;
     END LOOP;
@@ -259,6 +283,10 @@ BEGIN
                                OR (s.options ->> 'year') !~ '^\d{4}$') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('option "year" must be a four-digit year, got %s', s.options -> 'year');
+    END IF;
+    IF s.options ? 'performance' AND jsonb_typeof(s.options -> 'performance') IS DISTINCT FROM 'boolean' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('option "performance" must be true or false, got %s', left((s.options -> 'performance')::text, 40));
     END IF;
     IF s.options ? 'year' AND (s.options ? 'as_of' OR s.options ? 'period') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -287,14 +315,112 @@ END
 $$;
 
 -- The one query of a refresh. Every name in it is qualified; it runs with search_path
--- pg_catalog, pg_temp (rfm._read_source_as).
-CREATE FUNCTION _source_query(s segmentations) RETURNS text
+-- pg_catalog, pg_temp (rfm._read_source_as). Written only once the source is locked by OID
+-- (rfm._lock_source), so that the name it uses is the bound relation's. With performance
+-- bounds (the option "performance"), a second column in the same statement, and so the
+-- same snapshot, holds each customer's revenue in the month of as_of up to its end, the
+-- month before and the year to date: {"key": [this_month, last_month, ytd], ...}.
+CREATE FUNCTION _source_query(s segmentations, as_of_day date) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('SELECT rfm.analyze(%I::%s, %I::pg_catalog.timestamptz, %I::%s, $1) FROM %s',
-                  s.customer_column, rfm._column_cast(s.source, s.customer_column, 'customer'),
-                  s.time_column,
-                  s.amount_column, rfm._column_cast(s.source, s.amount_column, 'amount'),
-                  s.source)
+    SELECT format('SELECT rfm.analyze(%1$I::%2$s, %3$I::pg_catalog.timestamptz, %4$I::%5$s, $1)', s.customer_column,
+                  rfm._column_cast(s.source, s.customer_column, 'customer'), s.time_column, s.amount_column,
+                  rfm._column_cast(s.source, s.amount_column, 'amount'))
+        || CASE WHEN as_of_day IS NULL THEN '' ELSE format(
+           ', (SELECT pg_catalog.jsonb_object_agg(p.k, pg_catalog.jsonb_build_array(p.m, p.l, p.y)) FROM ('
+           'SELECT %1$I::pg_catalog.text AS k,'
+           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %7$L::pg_catalog.timestamptz) AS m,'
+           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %8$L::pg_catalog.timestamptz'
+           ' AND %3$I OPERATOR(pg_catalog.<) %7$L::pg_catalog.timestamptz) AS l,'
+           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %9$L::pg_catalog.timestamptz) AS y'
+           ' FROM %6$s WHERE %3$I OPERATOR(pg_catalog.>=) %10$L::pg_catalog.timestamptz'
+           ' AND %3$I OPERATOR(pg_catalog.<) %11$L::pg_catalog.timestamptz AND %1$I IS NOT NULL GROUP BY 1) p)',
+           s.customer_column, NULL, s.time_column, s.amount_column, NULL, s.source,
+           date_trunc('month', as_of_day)::date::timestamptz,
+           (date_trunc('month', as_of_day) - interval '1 month')::date::timestamptz,
+           date_trunc('year', as_of_day)::date::timestamptz,
+           least((date_trunc('month', as_of_day) - interval '1 month')::date, date_trunc('year', as_of_day)::date)::timestamptz,
+           (as_of_day + 1)::timestamptz) END
+        || format(' FROM %s', s.source)
+$$;
+
+-- A saved scheme a definition uses stays as it is until the definition's transaction ends:
+-- the scheme's row is locked FOR SHARE, so rfm.drop_scheme and rfm.create_scheme(…, replace)
+-- (which lock it FOR UPDATE and then look for users) wait for this transaction and then see
+-- the segmentation that uses it; if they went first, the scheme is read again after the lock
+-- and its absence is reported (SPEC §11, housekeeping).
+CREATE FUNCTION _lock_scheme(kind text, options jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF kind = 'rfm' AND jsonb_typeof(options -> 'scheme') = 'string' THEN
+        PERFORM 1 FROM rfm.user_schemes u WHERE u.name = options ->> 'scheme' FOR SHARE;
+    END IF;
+END
+$$;
+
+-- The segmentations and saved schemes a role owns. Its EXECUTE privilege is also the mark
+-- of an owner: rfm grants it to every role that owns a segmentation or a scheme (and
+-- revokes it when the role owns none), so that PostgreSQL itself refuses DROP ROLE of an
+-- owner ("privileges for function rfm.owned_objects(regrole)"), in this database and from
+-- every other one. Move what a role owns with rfm.reassign_owned before dropping it.
+CREATE FUNCTION _do_owned_objects(caller oid, role regrole)
+RETURNS TABLE (kind text, name text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM rfm._not_null(role, 'role', 'owned_objects');
+    IF NOT (coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = caller), false)
+            OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = role)
+                AND pg_catalog.pg_has_role(caller, role, 'USAGE'))) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied to list what role %s owns', role),
+            HINT = 'Only the role itself, its members and superusers may.';
+    END IF;
+    RETURN QUERY
+        SELECT 'segmentation'::text, s.name FROM rfm.segmentations s WHERE s.owner = role
+        UNION ALL
+        SELECT 'scheme'::text, u.name FROM rfm.user_schemes u WHERE u.owner = role
+        ORDER BY 1, 2;
+END
+$$;
+
+CREATE FUNCTION owned_objects(role regrole DEFAULT current_user::regrole)
+RETURNS TABLE (kind text, name text)
+LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'managed_entry';
+COMMENT ON FUNCTION owned_objects(regrole) IS
+    'The segmentations and saved schemes a role owns (EXECUTE on it marks an owner, so that DROP ROLE of an owner is refused; see rfm.reassign_owned)';
+
+-- Grants or revokes the owner mark of a role: granted while it owns anything, revoked when
+-- it owns nothing (or no longer exists).
+CREATE FUNCTION _mark_owner(role oid) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rname name := (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = role);
+    owns boolean := EXISTS (SELECT 1 FROM rfm.segmentations s WHERE s.owner = role)
+                    OR EXISTS (SELECT 1 FROM rfm.user_schemes u WHERE u.owner = role);
+BEGIN
+    IF rname IS NULL THEN
+        RETURN;
+    END IF;
+    IF owns THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION rfm.owned_objects(regrole) TO %I', rname);
+    ELSE
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION rfm.owned_objects(regrole) FROM %I', rname);
+    END IF;
+END
+$$;
+
+-- The role a caller names, or 42704 when no role has that name or OID ('12345'::regrole
+-- accepts any number).
+CREATE FUNCTION _existing_role(role regrole, argument text, fn text) RETURNS regrole
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM rfm._not_null(role, argument, fn);
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = role) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('role with OID %s does not exist', role::oid),
+            HINT = format('Argument "%s" of rfm.%s names a role by name or by OID.', argument, fn);
+    END IF;
+    RETURN role;
+END
 $$;
 
 -- The public functions below are entry points in C (rfm.managed_entry): each calls the
@@ -317,16 +443,18 @@ BEGIN
     s.name := name; s.owner := caller; s.source := source; s.source_name := source::text;
     s.customer_column := customer_column; s.time_column := time_column; s.amount_column := amount_column;
     s.options := coalesce(options, '{}'); s.kind := kind; s.mode := mode; s.active := active;
+    PERFORM rfm._lock_scheme(s.kind, s.options);
     PERFORM rfm._validate(s, true);
     IF EXISTS (SELECT 1 FROM rfm.segmentations x WHERE x.name = s.name) THEN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-            MESSAGE = format('segmentation "%s" already exists', s.name);
+            MESSAGE = format('segmentation %s already exists', rfm._shown(s.name));
     END IF;
     INSERT INTO rfm.segmentations (name, owner, kind, source, source_name, customer_column, time_column,
                                    amount_column, options, mode, active)
     VALUES (s.name, s.owner, s.kind, s.source, s.source_name, s.customer_column, s.time_column,
             s.amount_column, s.options, s.mode, s.active)
     RETURNING id INTO s.id;
+    PERFORM rfm._mark_owner(caller);
     RETURN s.id;
 END
 $$;
@@ -361,6 +489,9 @@ BEGIN
     s.customer_column := coalesce(customer_column, s.customer_column);
     s.time_column := coalesce(time_column, s.time_column);
     s.amount_column := coalesce(amount_column, s.amount_column);
+    -- one change of a definition at a time; and not while it is being refreshed
+    PERFORM 1 FROM rfm.segmentations x WHERE x.id = s.id FOR UPDATE;
+    PERFORM rfm._lock_scheme(s.kind, s.options);
     -- the source is checked only when it changes, so that a segmentation whose source was
     -- dropped (or whose owner lost the right to read it) can still be changed or deactivated
     PERFORM rfm._validate(s, source_changed);
@@ -404,10 +535,11 @@ DECLARE
     s rfm.segmentations := rfm._definition(name, 'drop_segmentation');
 BEGIN
     PERFORM rfm._require_manager(caller, s, 'drop_segmentation');
-    PERFORM 1 FROM rfm.segmentations WHERE id = s.id FOR UPDATE;
+    SELECT * INTO STRICT s FROM rfm.segmentations WHERE id = s.id FOR UPDATE;
     PERFORM rfm._unschedule(s);
     DELETE FROM rfm.history WHERE segmentation_id = s.id;
     DELETE FROM rfm.segmentations WHERE id = s.id;
+    PERFORM rfm._mark_owner(s.owner);
 END
 $$;
 
@@ -421,7 +553,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s rfm.segmentations := rfm._definition(name, 'grant_segmentation');
 BEGIN
-    PERFORM rfm._not_null(reader, 'reader', 'grant_segmentation');
+    PERFORM rfm._existing_role(reader, 'reader', 'grant_segmentation');
     PERFORM rfm._require_manager(caller, s, 'grant_segmentation');
     INSERT INTO rfm.readers (segmentation_id, reader) VALUES (s.id, reader) ON CONFLICT DO NOTHING;
 END
@@ -448,3 +580,35 @@ CREATE FUNCTION revoke_segmentation(name text, reader regrole) RETURNS boolean
 LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'managed_entry';
 COMMENT ON FUNCTION revoke_segmentation(text, regrole) IS
     'Takes back rfm.grant_segmentation; returns whether the role had been granted the segmentation';
+
+CREATE FUNCTION _do_reassign_owned(caller oid, old_owner regrole, new_owner regrole) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    superuser boolean := coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = caller), false);
+    n bigint;
+    m bigint;
+BEGIN
+    PERFORM rfm._not_null(old_owner, 'old_owner', 'reassign_owned');
+    PERFORM rfm._existing_role(new_owner, 'new_owner', 'reassign_owned');
+    -- as REASSIGN OWNED: the rights of both roles (a dropped old owner: superusers only)
+    IF NOT superuser AND NOT (EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = old_owner)
+                              AND pg_catalog.pg_has_role(caller, old_owner, 'USAGE')
+                              AND pg_catalog.pg_has_role(caller, new_owner, 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = 'permission denied to reassign segmentations and schemes',
+            HINT = 'Only roles with the privileges of both the old and the new owner (or a superuser) may.';
+    END IF;
+    UPDATE rfm.segmentations s SET owner = new_owner, updated_at = now() WHERE s.owner = old_owner;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    UPDATE rfm.user_schemes u SET owner = new_owner, updated_at = now() WHERE u.owner = old_owner;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    PERFORM rfm._mark_owner(new_owner);
+    PERFORM rfm._mark_owner(old_owner);
+    RETURN n + m;
+END
+$$;
+
+CREATE FUNCTION reassign_owned(old_owner regrole, new_owner regrole) RETURNS bigint
+LANGUAGE c VOLATILE SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'managed_entry';
+COMMENT ON FUNCTION reassign_owned(regrole, regrole) IS
+    'Gives every segmentation and saved scheme of one role to another (as REASSIGN OWNED does for PostgreSQL objects); returns how many';

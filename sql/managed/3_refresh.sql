@@ -5,26 +5,34 @@
 -- describe the same rows. The assignment is that analysis value; the history rows are
 -- what rfm._changes finds between it and the previous one.
 
--- What a definition assigns now (the analysis of its source), read with the owner's rights.
-CREATE FUNCTION _analysis(s segmentations) RETURNS analysis
+-- What a definition assigns now (the analysis of its source), read with the owner's rights
+-- by the one guarded read (rfm._read_source_as), and with performance, the per-customer
+-- revenue of the performance report from the same statement.
+CREATE FUNCTION _analysis(s segmentations, with_performance boolean,
+                          OUT analysis analysis, OUT performance jsonb)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     o jsonb := rfm._analyze_options(s);
-    a rfm.analysis;
+    as_of_day date;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = s.source) THEN
+    -- bound by OID: lock the relation, then check that it is still there; from here on
+    -- its name cannot change until the refresh commits
+    IF NOT rfm._lock_source(s.source) THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_table',
             MESSAGE = format('the source %s of segmentation "%s" no longer exists', s.source_name, s.name),
             HINT = 'Point it at another table with rfm.alter_segmentation(name, source => ...), or deactivate it with active => false.';
     END IF;
     -- the owner may have lost the right to read the source since it was created
     PERFORM rfm._check_source(s.owner, s.source, s.customer_column, s.time_column, s.amount_column);
-    a := rfm._read_source_as(s.owner, rfm._source_query(s), o);
-    IF a IS NULL THEN
-        -- no rows at all: an empty analysis as of the resolved options
-        SELECT rfm.analyze(NULL::text, NULL::timestamptz, NULL::numeric, o) INTO a;
+    IF with_performance THEN
+        as_of_day := coalesce((o ->> 'as_of')::timestamptz, now())::date;
     END IF;
-    RETURN a;
+    SELECT r.analysis, r.performance INTO analysis, performance
+    FROM rfm._read_source_as(s.owner, s.source, rfm._source_query(s, as_of_day), o) r;
+    IF analysis IS NULL THEN
+        -- no rows at all: an empty analysis as of the resolved options
+        SELECT rfm.analyze(NULL::text, NULL::timestamptz, NULL::numeric, o) INTO analysis;
+    END IF;
 END
 $$;
 
@@ -36,6 +44,7 @@ DECLARE
     prev rfm.assignment;
     a rfm.analysis;
     ov record;
+    perf jsonb;
     run bigint;
     dflt text;
     n_customers bigint;
@@ -49,7 +58,8 @@ BEGIN
             MESSAGE = format('segmentation "%s" is static and was already computed', s.name),
             HINT = format('Use rfm.refresh(%L, force => true) to compute it again.', s.name);
     END IF;
-    a := rfm._analysis(s);
+    SELECT x.analysis, x.performance INTO a, perf
+    FROM rfm._analysis(s, coalesce((s.options ->> 'performance')::boolean, false)) x;
     SELECT * INTO STRICT ov FROM rfm.overview(a);
     INSERT INTO rfm.runs (segmentation_id, as_of, period, started_at, started_by, excluded_customers,
                           total_revenue, transactions, forced, rows_without_key, amount_without_key,
@@ -97,6 +107,29 @@ BEGIN
         GROUP BY g.ordinal, g.segment;
         SELECT count(*) INTO n_customers FROM rfm._assigned(a, s.kind, dflt, NULL, NULL) x
         WHERE x.segment IS NOT NULL;
+    END IF;
+
+    -- the performance report of this run: the customers of each effective segment (overrides
+    -- applied, as rfm.customer_segments shows them) and their revenue read by the same
+    -- statement as the analysis
+    IF coalesce((s.options ->> 'performance')::boolean, false) THEN
+        INSERT INTO rfm.run_performance (run_id, position, segment, customers, revenue_this_month,
+                                         revenue_last_month, revenue_ytd)
+        WITH e AS (
+            SELECT coalesce(o.segment, x.segment) AS segment, x.customer_key
+            FROM rfm._assigned(a, s.kind, dflt, NULL,
+                               ARRAY(SELECT y.customer_key FROM rfm.overrides y WHERE y.segmentation_id = s.id)) x
+            LEFT JOIN rfm.overrides o ON o.segmentation_id = s.id AND o.customer_key = x.customer_key),
+        p AS (
+            SELECT j.key, (j.value ->> 0)::numeric AS m, (j.value ->> 1)::numeric AS l,
+                   (j.value ->> 2)::numeric AS y
+            FROM jsonb_each(coalesce(perf, '{}')) j)
+        SELECT run, g.ordinal, g.segment, count(e.customer_key), coalesce(sum(p.m), 0),
+               coalesce(sum(p.l), 0), coalesce(sum(p.y), 0)
+        FROM rfm._segments(s.kind, s.options) g
+        LEFT JOIN e ON e.segment = g.segment
+        LEFT JOIN p ON p.key = e.customer_key
+        GROUP BY g.ordinal, g.segment;
     END IF;
 
     UPDATE rfm.runs SET finished_at = clock_timestamp(), customers = n_customers, changed = n_changed
@@ -175,7 +208,7 @@ DECLARE
     s rfm.segmentations := rfm._definition(segmentation, 'preview');
 BEGIN
     PERFORM rfm._require_manager(caller, s, 'preview');
-    RETURN QUERY SELECT x.* FROM rfm._assigned(rfm._analysis(s), s.kind,
+    RETURN QUERY SELECT x.* FROM rfm._assigned((rfm._analysis(s, false)).analysis, s.kind,
         CASE WHEN s.kind = 'abc' THEN s.options ->> 'default_tier' END, NULL, NULL) x;
 END
 $$;

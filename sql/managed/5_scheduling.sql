@@ -34,22 +34,26 @@ BEGIN
 END
 $$;
 
--- Removes the pg_cron jobs of a segmentation (whoever scheduled them); whether there was one.
+-- Removes the pg_cron job rfm.schedule_refresh created for a segmentation: the job with the
+-- stored jobid, and only while it still runs that segmentation's refresh (a job of the same
+-- name made by anybody else, a superuser's own included, is never touched). Whether there
+-- was one.
 CREATE FUNCTION _unschedule(s segmentations) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     schema name;
-    job bigint;
     found_one boolean := false;
 BEGIN
     schema := rfm._cron_schema_or_null();
-    IF schema IS NULL THEN
+    IF schema IS NULL OR s.cron_job IS NULL THEN
         RETURN false;
     END IF;
-    FOR job IN EXECUTE format('SELECT jobid FROM %I.job WHERE jobname = $1', schema) USING 'rfm_refresh_' || s.name LOOP
-        EXECUTE format('SELECT %I.unschedule($1)', schema) USING job;
-        found_one := true;
-    END LOOP;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.job WHERE jobid = $1 AND command = $2)', schema)
+        INTO found_one USING s.cron_job, format('SELECT rfm.refresh(%L)', s.name);
+    IF found_one THEN
+        EXECUTE format('SELECT %I.unschedule($1)', schema) USING s.cron_job;
+    END IF;
+    UPDATE rfm.segmentations x SET cron_job = NULL WHERE x.id = s.id;
     RETURN found_one;
 END
 $$;
@@ -60,14 +64,27 @@ DECLARE
     s rfm.segmentations := rfm._definition(segmentation, 'schedule_refresh');
     schema name := rfm._cron_schema();
     job bigint;
+    taken boolean;
 BEGIN
     PERFORM rfm._not_null(schedule, 'schedule', 'schedule_refresh');
     PERFORM rfm._require_manager(caller, s, 'schedule_refresh');
+    SELECT * INTO STRICT s FROM rfm.segmentations x WHERE x.id = s.id FOR UPDATE;
     PERFORM rfm._unschedule(s);
+    -- pg_cron replaces a job of the same name and user: refuse rather than take over a job
+    -- this function did not create
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.job WHERE jobname = $1 AND username = $2)', schema)
+        INTO taken USING 'rfm_refresh_' || s.name, (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = caller)::text;
+    IF taken THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('a pg_cron job named "rfm_refresh_%s" exists already for role %s', s.name,
+                             (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = caller)),
+            HINT = 'rfm.schedule_refresh names its job rfm_refresh_<segmentation>; rename or unschedule the other job first.';
+    END IF;
     EXECUTE format('SELECT %I.schedule_in_database($1, $2, $3, $4, $5)', schema)
         INTO job
         USING 'rfm_refresh_' || s.name, schedule, format('SELECT rfm.refresh(%L)', s.name),
               current_database()::text, (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = caller)::text;
+    UPDATE rfm.segmentations x SET cron_job = job WHERE x.id = s.id;
     RETURN job;
 END
 $$;
@@ -84,6 +101,7 @@ DECLARE
 BEGIN
     PERFORM rfm._require_manager(caller, s, 'unschedule_refresh');
     PERFORM rfm._cron_schema();
+    SELECT * INTO STRICT s FROM rfm.segmentations x WHERE x.id = s.id FOR UPDATE;
     RETURN rfm._unschedule(s);
 END
 $$;

@@ -6,10 +6,17 @@
 
 -- What the current role may see of a segmentation: 'all', 'rows' (only the customers whose
 -- source rows it may see: it may read the source, which has row-level security for it), or
--- NULL (nothing).
+-- NULL (nothing). Conservatively (SPEC §11): besides its managers and the roles it was
+-- granted to, a role sees a segmentation only where its own SELECT on the source provably
+-- shows every row the owner read: a plain or partitioned table (not a view, whose code may
+-- depend on current_user or read a table with security_invoker; not a foreign table) that
+-- it may read, schema included. Nothing here reads the source, and nothing fails for a
+-- source the role cannot see (a dropped source, column or schema gives NULL).
 CREATE FUNCTION _access(owner regrole, source regclass, customer_column name, time_column name,
                         amount_column name, granted boolean) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c record;
 BEGIN
     IF coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false) THEN
         RETURN 'all';
@@ -21,15 +28,19 @@ BEGIN
     IF granted THEN
         RETURN 'all';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = source) THEN
+    SELECT k.relkind, k.relnamespace INTO c FROM pg_catalog.pg_class k WHERE k.oid = source;
+    IF NOT FOUND OR c.relkind NOT IN ('r', 'p')
+       OR NOT pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE') THEN
         RETURN NULL;
     END IF;
-    IF pg_catalog.has_column_privilege(source, customer_column, 'SELECT')
-       AND pg_catalog.has_column_privilege(source, time_column, 'SELECT')
-       AND pg_catalog.has_column_privilege(source, amount_column, 'SELECT') THEN
-        RETURN CASE WHEN pg_catalog.row_security_active(source) THEN 'rows' ELSE 'all' END;
+    IF (SELECT count(*) FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.attname IN (customer_column, time_column, amount_column)
+          AND pg_catalog.has_column_privilege(source, a.attnum, 'SELECT'))
+       < (SELECT count(DISTINCT x) FROM unnest(ARRAY[customer_column, time_column, amount_column]) x) THEN
+        RETURN NULL;
     END IF;
-    RETURN NULL;
+    RETURN CASE WHEN pg_catalog.row_security_active(source) THEN 'rows' ELSE 'all' END;
 END
 $$;
 
@@ -46,7 +57,10 @@ $$;
 -- The segmentations the current role may see, with how much (internal: the other views
 -- are built on it).
 CREATE VIEW _visible_segmentations AS
-SELECT s.*, ac.access
+SELECT s.*, ac.access,
+       coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
+       OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = s.owner)
+           AND pg_catalog.pg_has_role(current_user, s.owner, 'USAGE')) AS managed
 FROM rfm.segmentations s
 CROSS JOIN LATERAL rfm._access(
     s.owner, s.source, s.customer_column, s.time_column, s.amount_column,
@@ -208,7 +222,8 @@ SELECT v.name, v.owner, v.kind, v.mode, v.active,
        v.customer_column, v.time_column, v.amount_column, v.options, v.created_at, v.updated_at,
        r.id AS last_run_id, r.as_of AS last_as_of, r.finished_at AS last_refresh,
        CASE WHEN v.access = 'all' THEN r.customers END AS customers,
-       v.last_error, v.last_error_at, v.access
+       CASE WHEN v.managed THEN v.last_error END AS last_error,
+       CASE WHEN v.managed THEN v.last_error_at END AS last_error_at, v.access
 FROM rfm._visible_segmentations v
 LEFT JOIN LATERAL (SELECT * FROM rfm.runs x WHERE x.segmentation_id = v.id AND x.finished_at IS NOT NULL
                    ORDER BY x.id DESC LIMIT 1) r ON true;
@@ -216,85 +231,95 @@ COMMENT ON VIEW segmentation_catalog IS
     'Every segmentation the current role may see: kind, mode, owner, source, last refresh, last error, and what it may see (all, or rows: only customers whose source rows it may read)';
 
 
--- The segment performance report (the ERP plan's): for the customers currently in each
--- segment, their revenue this calendar month (up to as_of), last month, the change in
--- percent, the year to date and its share of the year to date of all segments. The source
--- is read with the caller's rights (this function is SECURITY INVOKER): grants and
--- row-level security apply as to any query of the caller's.
-CREATE FUNCTION segment_performance(segmentation text, as_of date DEFAULT current_date)
+-- The segment performance report (the ERP plan's), as a refresh of a segmentation with the
+-- option "performance" stored it: for the customers in each effective segment at that run,
+-- their revenue in the month of as_of (up to its end), the month before, the change in
+-- percent, the year to date and its share of the year to date of all segments. Nothing is
+-- read from the source when it is shown: a whole-population figure, shown to roles that see
+-- the whole segmentation (access all).
+CREATE VIEW segment_performance_runs AS
+SELECT v.name AS segmentation, r.id AS run_id, r.as_of::date AS as_of, p.position, p.segment,
+       p.customers, round(p.revenue_this_month, 2) AS revenue_this_month,
+       round(p.revenue_last_month, 2) AS revenue_last_month,
+       round(100 * (p.revenue_this_month - p.revenue_last_month) / nullif(p.revenue_last_month, 0), 2) AS pct_change,
+       round(p.revenue_ytd, 2) AS revenue_ytd,
+       round(100 * p.revenue_ytd / nullif(sum(p.revenue_ytd) OVER (PARTITION BY r.id), 0), 2) AS pct_of_total_ytd
+FROM rfm._visible_segmentations v
+JOIN rfm.runs r ON r.segmentation_id = v.id AND r.finished_at IS NOT NULL
+JOIN rfm.run_performance p ON p.run_id = r.id
+WHERE v.access = 'all';
+COMMENT ON VIEW segment_performance_runs IS
+    'The segment performance report of every refresh of a segmentation with option performance, for roles that see the segmentation whole';
+
+-- The report of the latest refresh with a report of each segmentation.
+CREATE VIEW segment_performance_latest AS
+SELECT x.segmentation, x.as_of, x.position, x.segment, x.customers, x.revenue_this_month,
+       x.revenue_last_month, x.pct_change, x.revenue_ytd, x.pct_of_total_ytd, x.run_id
+FROM rfm.segment_performance_runs x
+WHERE x.run_id = (SELECT max(y.run_id) FROM rfm.segment_performance_runs y WHERE y.segmentation = x.segmentation);
+COMMENT ON VIEW segment_performance_latest IS
+    'rfm.segment_performance of the latest refresh with a performance report of each segmentation the current role sees whole';
+
+CREATE FUNCTION segment_performance(segmentation text, run_id bigint DEFAULT NULL)
 RETURNS TABLE (segment text, customers bigint, revenue_this_month numeric, revenue_last_month numeric,
                pct_change numeric, revenue_ytd numeric, pct_of_total_ytd numeric)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c rfm.segmentation_catalog;
-    src regclass;
-    month_start date;
-    last_month_start date;
-    year_start date;
+    run bigint;
 BEGIN
     PERFORM rfm._not_null(segmentation, 'segmentation', 'segment_performance');
-    PERFORM rfm._not_null(as_of, 'as_of', 'segment_performance');
     SELECT * INTO c FROM rfm.segmentation_catalog x WHERE x.name = segment_performance.segmentation;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('segmentation "%s" does not exist', segment_performance.segmentation),
+            MESSAGE = format('segmentation %s does not exist', rfm._shown(segment_performance.segmentation)),
             HINT = 'rfm.segmentation_catalog lists the segmentations you may see.';
     END IF;
-    src := to_regclass(c.source);
-    IF src IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
-            MESSAGE = format('the source %s of segmentation "%s" no longer exists', c.source, c.name);
+    IF c.access <> 'all' THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('the performance report of segmentation "%s" covers customers you may not see', c.name),
+            HINT = 'Its owner can grant it to you with rfm.grant_segmentation.';
     END IF;
-    month_start := date_trunc('month', as_of)::date;
-    last_month_start := (month_start - interval '1 month')::date;
-    year_start := date_trunc('year', as_of)::date;
-    RETURN QUERY EXECUTE format($q$
-        WITH r AS (
-            SELECT %1$I::pg_catalog.text AS k,
-                   sum(%3$I::pg_catalog.numeric) FILTER (WHERE %2$I >= $1) AS this_month,
-                   sum(%3$I::pg_catalog.numeric) FILTER (WHERE %2$I >= $2 AND %2$I < $1) AS last_month,
-                   sum(%3$I::pg_catalog.numeric) FILTER (WHERE %2$I >= $3) AS ytd
-            FROM %4$s
-            WHERE %2$I >= $6 AND %2$I < $4 AND %1$I IS NOT NULL
-            GROUP BY 1),
-        s AS (
-            SELECT cs.segment, count(*) AS customers, coalesce(sum(r.this_month), 0) AS this_month,
-                   coalesce(sum(r.last_month), 0) AS last_month, coalesce(sum(r.ytd), 0) AS ytd
-            FROM rfm.customer_segments cs LEFT JOIN r ON r.k = cs.customer_key
-            WHERE cs.segmentation = $5
-            GROUP BY cs.segment)
-        SELECT g.segment, coalesce(s.customers, 0)::bigint,
-               round(coalesce(s.this_month, 0), 2), round(coalesce(s.last_month, 0), 2),
-               round(100 * (s.this_month - s.last_month) / nullif(s.last_month, 0), 2),
-               round(coalesce(s.ytd, 0), 2),
-               round(100 * coalesce(s.ytd, 0) / nullif(sum(s.ytd) OVER (), 0), 2)
-        FROM rfm.segments_of($5) g LEFT JOIN s ON s.segment = g.segment
-        ORDER BY g.ordinal$q$,
-        c.customer_column, c.time_column, c.amount_column, src)
-    USING month_start::timestamptz, last_month_start::timestamptz, year_start::timestamptz,
-          (as_of + 1)::timestamptz, c.name, least(last_month_start, year_start)::timestamptz;
+    SELECT max(x.run_id) INTO run FROM rfm.segment_performance_runs x
+    WHERE x.segmentation = c.name AND (segment_performance.run_id IS NULL OR x.run_id = segment_performance.run_id);
+    IF run IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = CASE WHEN segment_performance.run_id IS NULL
+                THEN format('segmentation "%s" has no refresh with a performance report', c.name)
+                ELSE format('run %s of segmentation "%s" has no performance report', segment_performance.run_id, c.name) END,
+            HINT = CASE WHEN segment_performance.run_id IS NOT NULL
+                THEN 'rfm.segment_performance_runs lists the runs with a report.'
+                WHEN coalesce((c.options ->> 'performance')::boolean, false)
+                THEN 'Refresh it with rfm.refresh.'
+                ELSE format('Turn it on with rfm.alter_segmentation(%L, options => <its options> || ''{"performance": true}''), then refresh it.', c.name) END;
+    END IF;
+    RETURN QUERY
+        SELECT x.segment, x.customers, x.revenue_this_month, x.revenue_last_month, x.pct_change,
+               x.revenue_ytd, x.pct_of_total_ytd
+        FROM rfm.segment_performance_runs x WHERE x.run_id = run
+        ORDER BY x.position;
 END
 $$;
-COMMENT ON FUNCTION segment_performance(text, date) IS
-    'Revenue per segment this month (to date), last month, % change, year to date and % of the year to date, of the customers currently in each segment; reads the source with the caller''s rights';
+COMMENT ON FUNCTION segment_performance(text, bigint) IS
+    'Revenue per effective segment this month (to the end of as_of), last month, % change, year to date and % of the year to date, as stored by a refresh (the latest with a report, or run_id) of a segmentation with option performance';
 
--- The report as of the latest refresh of every segmentation whose source the current role
--- may read (the function reads it with the role's rights).
-CREATE VIEW segment_performance_latest AS
-SELECT c.name AS segmentation, c.last_as_of::date AS as_of, p.segment, p.customers,
-       p.revenue_this_month, p.revenue_last_month, p.pct_change, p.revenue_ytd, p.pct_of_total_ytd
-FROM rfm.segmentation_catalog c
-CROSS JOIN LATERAL rfm.segment_performance(c.name, c.last_as_of::date) p
-WHERE c.last_as_of IS NOT NULL
-  AND pg_catalog.has_column_privilege(to_regclass(c.source), c.customer_column, 'SELECT')
-  AND pg_catalog.has_column_privilege(to_regclass(c.source), c.time_column, 'SELECT')
-  AND pg_catalog.has_column_privilege(to_regclass(c.source), c.amount_column, 'SELECT');
-COMMENT ON VIEW segment_performance_latest IS
-    'rfm.segment_performance as of the latest refresh of each segmentation whose source the current role may read';
+COMMENT ON COLUMN segment_performance_latest.position IS 'Display order of the segment in its scheme (1 first)';
+COMMENT ON COLUMN segment_performance_latest.run_id IS 'The refresh that computed the report (rfm.runs)';
+COMMENT ON COLUMN segment_performance_runs.segmentation IS 'Name of the segmentation';
+COMMENT ON COLUMN segment_performance_runs.run_id IS 'The refresh that computed the report (rfm.runs)';
+COMMENT ON COLUMN segment_performance_runs.as_of IS 'The day of the refresh''s as_of: the report runs to the end of it';
+COMMENT ON COLUMN segment_performance_runs.position IS 'Display order of the segment in its scheme (1 first)';
+COMMENT ON COLUMN segment_performance_runs.segment IS 'Segment (or ABC tier); every segment of the scheme, empty ones included';
+COMMENT ON COLUMN segment_performance_runs.customers IS 'Customers in the segment when the refresh ran (effective segments)';
+COMMENT ON COLUMN segment_performance_runs.revenue_this_month IS 'Their revenue from the first of as_of''s month to the end of as_of (returns included, two decimals)';
+COMMENT ON COLUMN segment_performance_runs.revenue_last_month IS 'Their revenue in the calendar month before';
+COMMENT ON COLUMN segment_performance_runs.pct_change IS 'Change from last month to this month, in percent (0-100 scale, two decimals); NULL when last month is 0';
+COMMENT ON COLUMN segment_performance_runs.revenue_ytd IS 'Their revenue from January 1 to the end of as_of';
+COMMENT ON COLUMN segment_performance_runs.pct_of_total_ytd IS 'Share of the year-to-date revenue of all segments, in percent (two decimals)';
 COMMENT ON COLUMN segment_performance_latest.segmentation IS 'Name of the segmentation';
 COMMENT ON COLUMN segment_performance_latest.as_of IS 'The day of the latest refresh''s as_of: the report runs to the end of it';
 COMMENT ON COLUMN segment_performance_latest.segment IS 'Segment (or ABC tier); every segment of the scheme, in order, empty ones included';
-COMMENT ON COLUMN segment_performance_latest.customers IS 'Customers currently in the segment (effective segments)';
+COMMENT ON COLUMN segment_performance_latest.customers IS 'Customers in the segment when the refresh ran (effective segments)';
 COMMENT ON COLUMN segment_performance_latest.revenue_this_month IS 'Their revenue from the first of as_of''s month to the end of as_of (returns included, two decimals)';
 COMMENT ON COLUMN segment_performance_latest.revenue_last_month IS 'Their revenue in the calendar month before';
 COMMENT ON COLUMN segment_performance_latest.pct_change IS 'Change from last month to this month, in percent (0-100 scale, two decimals); NULL when last month is 0';

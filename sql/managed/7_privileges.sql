@@ -3,20 +3,29 @@
 -- extension for PUBLIC, rfm_reader and rfm_admin, so that any change shows up there.
 
 -- The tables: nobody. The extension's functions write them; the views read them.
-REVOKE ALL ON segmentations, readers, runs, run_segments, assignment, overrides, history FROM PUBLIC;
+REVOKE ALL ON segmentations, readers, runs, run_segments, run_performance, assignment, overrides, history FROM PUBLIC;
 REVOKE ALL ON SEQUENCE segmentations_id_seq, runs_id_seq FROM PUBLIC;
 REVOKE ALL ON _visible_segmentations FROM PUBLIC;
 
 -- The views: readers (rfm_admin is a member of rfm_reader). Each row is filtered by what
 -- the reading role may see (part 6).
 GRANT SELECT ON customer_segments, segment_summary, kpi_overview, segment_thresholds, segment_grid,
-    segment_movement, segment_trend, segmentation_catalog, segment_performance_latest,
+    segment_movement, segment_trend, segmentation_catalog, segment_performance_latest, segment_performance_runs,
     customer_movement, threshold_history TO rfm_reader;
 
 -- Functions are executable by PUBLIC when created; take that back from everything of the
 -- managed layer, then grant what each role needs.
 REVOKE EXECUTE ON FUNCTION
-    _read_source_as(oid, text, jsonb),
+    _lock_source(oid),
+    _read_source_as(oid, oid, text, jsonb),
+    _shown(text),
+    _lock_scheme(text, jsonb),
+    owned_objects(regrole),
+    _do_owned_objects(oid, regrole),
+    _mark_owner(oid),
+    _existing_role(regrole, text, text),
+    _do_reassign_owned(oid, regrole, regrole),
+    reassign_owned(regrole, regrole),
     _assigned(analysis, text, text, text[], text[]),
     _changes(analysis, text, text, analysis, text, text),
     _not_null(anyelement, text, text),
@@ -28,7 +37,7 @@ REVOKE EXECUTE ON FUNCTION
     _analyze_options(segmentations),
     _segments(text, jsonb),
     _validate(segmentations, boolean),
-    _source_query(segmentations),
+    _source_query(segmentations, date),
     _do_create_segmentation(oid, text, regclass, name, name, name, jsonb, text, text, boolean),
     create_segmentation(text, regclass, name, name, name, jsonb, text, text, boolean),
     _do_alter_segmentation(oid, text, jsonb, text, boolean, regclass, name, name, name),
@@ -39,7 +48,7 @@ REVOKE EXECUTE ON FUNCTION
     grant_segmentation(text, regrole),
     _do_revoke_segmentation(oid, text, regrole),
     revoke_segmentation(text, regrole),
-    _analysis(segmentations),
+    _analysis(segmentations, boolean),
     _refresh(oid, integer, boolean),
     _do_refresh(oid, text, boolean),
     refresh(text, boolean),
@@ -66,7 +75,7 @@ REVOKE EXECUTE ON FUNCTION
     _access(regrole, regclass, name, name, name, boolean),
     _visible_keys(regclass, name),
     segments_of(text),
-    segment_performance(text, date)
+    segment_performance(text, bigint)
 FROM PUBLIC;
 
 -- Administrators: the public management functions (entry points). The _do_* implementations
@@ -77,17 +86,18 @@ GRANT EXECUTE ON FUNCTION
     drop_segmentation(text), grant_segmentation(text, regrole), revoke_segmentation(text, regrole),
     refresh(text, boolean), refresh_all(), preview(text),
     set_override(text, text, text, text, boolean), clear_override(text, text), clear_overrides(text),
-    schedule_refresh(text, text), unschedule_refresh(text)
+    schedule_refresh(text, text), unschedule_refresh(text), reassign_owned(regrole, regrole)
 TO rfm_admin;
 
 -- Readers: what the views call with the reader's identity, segments_of and
 -- segment_performance (and the NULL check the latter uses).
 GRANT EXECUTE ON FUNCTION
     _not_null(anyelement, text, text),
+    _shown(text),
     _assigned(analysis, text, text, text[], text[]),
     _segments(text, jsonb),
     _access(regrole, regclass, name, name, name, boolean),
     _visible_keys(regclass, name),
     segments_of(text),
-    segment_performance(text, date)
+    segment_performance(text, bigint)
 TO rfm_reader;
