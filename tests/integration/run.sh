@@ -145,6 +145,96 @@ nightly=$(q "SELECT cron.schedule('rfm-nightly', '0 3 * * *', 'SELECT rfm.refres
 [ -n "$nightly" ]
 check "refresh_all can be scheduled nightly with cron.schedule" $?
 
+# 5a. SPEC §11 across sessions and databases (the hostile suite, tests/pg_regress/sql/hostile.sql,
+# has the single-session routes)
+# pg_cron jobs are identified by the jobid rfm.schedule_refresh created: a superuser's own
+# job of the same name is neither replaced, nor removed by unscheduling or dropping
+own=$(q "SELECT cron.schedule('rfm_refresh_main', '0 4 * * *', 'SELECT 1')")
+err=$(q "SELECT rfm.schedule_refresh('main', '0 3 * * *')" 2>&1)
+echo "$err" | grep -q 'pg_cron job named "rfm_refresh_main" exists already'
+check "rfm.schedule_refresh does not replace a job of the same name it did not create ($(echo "$err" | head -n 1))" $?
+[ "$(q "SELECT rfm.unschedule_refresh('main')")" = f ] && [ "$(q "SELECT command FROM cron.job WHERE jobid = $own")" = "SELECT 1" ]
+check "rfm.unschedule_refresh leaves a superuser's own job of the same name alone" $?
+own2=$(q "SELECT cron.schedule('rfm_refresh_cron_owned', '0 4 * * *', 'SELECT 2')")
+cq "SELECT rfm.drop_segmentation('cron_owned')" >/dev/null
+[ "$(q "SELECT count(*) FROM cron.job WHERE jobid IN ($own, $own2)")" = 2 ]
+check "rfm.drop_segmentation leaves another role's job of the segmentation's job name alone" $?
+q "SELECT cron.unschedule($own), cron.unschedule($own2)" >/dev/null
+
+# the source is bound by OID: a refresh that waits for a rename (and another table taking
+# the old name) reads the renamed table, not the new one (before: it read the new table and
+# history recorded every customer as having left)
+q "CREATE TABLE it_race AS SELECT * FROM it_tx WHERE customer_id <= 300" >/dev/null
+q "SELECT rfm.create_segmentation('race', 'it_race', 'customer_id', 'ordered_at', 'amount', '{\"as_of\": \"2025-12-31 23:59:59+00\"}')" >/dev/null
+q "SELECT rfm.refresh('race')" >/dev/null
+(psql_ -d "$DB" -c "BEGIN" -c "ALTER TABLE it_race RENAME TO it_race_old" \
+  -c "CREATE TABLE it_race AS SELECT customer_id + 1000000 AS customer_id, ordered_at, amount FROM it_tx WHERE customer_id <= 50" \
+  -c "SELECT pg_sleep(3)" -c "COMMIT" >"$work/race.out" 2>&1) &
+renamer=$!
+sleep 1
+q "SELECT rfm.refresh('race')" >/dev/null 2>"$work/race_refresh.err"
+race_rc=$?
+wait "$renamer"
+left=$(q "SELECT count(*) FROM rfm.customer_movement WHERE segmentation = 'race' AND run_id = (SELECT max(run_id) FROM rfm.customer_movement WHERE segmentation = 'race') AND to_segment IS NULL")
+[ "$race_rc" = 0 ] && [ "$left" = 0 ] && [ "$(q "SELECT source FROM rfm.segmentation_catalog WHERE name = 'race'")" = it_race_old ] \
+  && [ "$(q "SELECT max(customer_key::bigint) <= 300 FROM rfm.customer_segments WHERE segmentation = 'race'")" = t ]
+check "a refresh waiting for a rename reads the renamed source, not the table that took its name (customers left: $left)" $?
+
+# scheme drop and replace against an uncommitted definition that uses the scheme: the
+# second waits and then refuses (before: the segmentation ended on a missing or changed scheme)
+q "SELECT rfm.create_scheme('it_race_rules', '{\"segments\": [{\"name\": \"Big\", \"when\": {\"monetary\": {\">=\": 500}}}], \"default\": \"Small\"}')" >/dev/null
+(psql_ -d "$DB" -c "BEGIN" \
+  -c "SELECT rfm.create_segmentation('race_rules', 'it_tx', 'customer_id', 'ordered_at', 'amount', '{\"scheme\": \"it_race_rules\"}')" \
+  -c "SELECT pg_sleep(3)" -c "COMMIT" >"$work/scheme_race.out" 2>&1) &
+definer=$!
+sleep 1
+drop_err=$(q "SELECT rfm.drop_scheme('it_race_rules')" 2>&1)
+replace_err=$(q "SELECT rfm.create_scheme('it_race_rules', '{\"segments\": [{\"name\": \"Huge\", \"when\": {\"monetary\": {\">=\": 5000}}}], \"default\": \"Small\"}', replace => true)" 2>&1)
+wait "$definer"
+echo "$drop_err" | grep -q 'is used by the managed segmentation(s) race_rules' \
+  && echo "$replace_err" | grep -q 'is used by the managed segmentation(s) race_rules' \
+  && [ "$(q "SELECT count(*) FROM rfm.schemes WHERE scheme = 'it_race_rules' AND segment = 'Big'")" = 1 ]
+check "drop_scheme and create_scheme(replace) wait for an uncommitted segmentation using the scheme, then refuse" $?
+(psql_ -d "$DB" -c "BEGIN" -c "SELECT rfm.drop_segmentation('race_rules')" -c "SELECT rfm.drop_scheme('it_race_rules')" \
+  -c "SELECT pg_sleep(3)" -c "COMMIT" >"$work/scheme_race2.out" 2>&1) &
+dropper=$!
+sleep 1
+use_err=$(q "SELECT rfm.create_segmentation('race_rules2', 'it_tx', 'customer_id', 'ordered_at', 'amount', '{\"scheme\": \"it_race_rules\"}')" 2>&1)
+wait "$dropper"
+echo "$use_err" | grep -q 'segment scheme "it_race_rules" does not exist' \
+  && [ "$(q "SELECT count(*) FROM rfm.segmentations WHERE name = 'race_rules2'")" = 0 ]
+check "a definition waiting for a scheme's drop sees it gone and refuses ($(echo "$use_err" | head -n 1))" $?
+
+# rfm_admin and rfm_reader are cluster roles: a member may manage in every database with the
+# extension that it may CONNECT to; revoking CONNECT confines it (README, DBA section)
+psql_ -d postgres -c "CREATE DATABASE it_other" >/dev/null
+psql_ -d it_other -c "CREATE EXTENSION rfm_segmentation" >/dev/null
+q "CREATE ROLE it_analyst LOGIN IN ROLE rfm_admin" >/dev/null
+as_analyst() { "${as_pg[@]}" "$PG_BIN/psql" -X -q -At -h "$work" -p "$port" -U it_analyst "$@"; }
+[ "$(as_analyst -d it_other -c "SELECT has_function_privilege('rfm.refresh_all()', 'EXECUTE')" 2>&1)" = t ]
+check "without confinement an rfm_admin member manages in another database with the extension" $?
+psql_ -d postgres -c "REVOKE CONNECT ON DATABASE it_other FROM PUBLIC" >/dev/null
+other_err=$(as_analyst -d it_other -c "SELECT 1" 2>&1)
+echo "$other_err" | grep -q 'permission denied for database "it_other"' \
+  && [ "$(as_analyst -d "$DB" -c "SELECT has_function_privilege('rfm.refresh_all()', 'EXECUTE')")" = t ]
+check "REVOKE CONNECT confines an rfm_admin member to the databases it may connect to" $?
+
+# DROP ROLE of an owner is refused from any database (the owner mark is a privilege, which
+# PostgreSQL's own dependency check sees); rfm.reassign_owned moves what it owns
+q "GRANT SELECT ON it_tx TO it_analyst" >/dev/null
+as_analyst -d "$DB" -c "SELECT rfm.create_segmentation('analyst_owned', 'public.it_tx', 'customer_id', 'ordered_at', 'amount')" >/dev/null
+drop_role_err=$(psql_ -d postgres -c "DROP ROLE it_analyst" 2>&1)
+echo "$drop_role_err" | grep -q 'role "it_analyst" cannot be dropped because some objects depend on it' \
+  && echo "$drop_role_err" | grep -q "privileges for function rfm.owned_objects(regrole)\|objects in database $DB"
+check "DROP ROLE of a segmentation owner is refused, also from another database" $?
+q "SELECT rfm.reassign_owned('it_analyst', 'postgres')" >/dev/null
+q "REVOKE SELECT ON it_tx FROM it_analyst" >/dev/null
+psql_ -d postgres -c "DROP ROLE it_analyst" >/dev/null 2>&1
+[ $? = 0 ] && [ "$(q "SELECT owner FROM rfm.segmentation_catalog WHERE name = 'analyst_owned'")" = postgres ]
+check "after rfm.reassign_owned the role can be dropped and the segmentation has its new owner" $?
+q "SELECT rfm.drop_segmentation('analyst_owned'), rfm.drop_segmentation('race')" >/dev/null
+psql_ -d postgres -c "DROP DATABASE it_other" >/dev/null
+
 # 5. pg_dump keeps the saved schemes: a dump restored into a new database segments the same
 q "SELECT rfm.create_scheme('it_big', '{\"segments\": [{\"name\": \"Big\", \"when\": {\"monetary\": {\">=\": 500}}}], \"default\": \"Small\"}')" >/dev/null
 "${as_pg[@]}" "$PG_BIN/pg_dump" -h "$work" -p "$port" -U postgres -d "$DB" -Fc -f "$work/dump.pgc" 2>"$work/dump.err"

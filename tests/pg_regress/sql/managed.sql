@@ -170,8 +170,13 @@ SELECT rfm.drop_segmentation('june'), rfm.drop_segmentation('rolling');
 -- pg_cron is not installed here: a clear error
 SELECT rfm_test.error_of($$SELECT rfm.schedule_refresh('main', '0 3 * * *')$$);
 
--- segment performance: the revenue of each segment's current customers this month, last
--- month and this year, against plain SQL over the source
+-- segment performance: computed by a refresh of a segmentation with option performance
+-- (never at query time), the revenue of each segment's customers this month, last month
+-- and this year, against plain SQL over the source
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('main')$$);
+SELECT rfm_test.error_of($$SELECT rfm.alter_segmentation('main', options => '{"performance": "yes"}')$$);
+SELECT rfm.alter_segmentation('main', options => '{"as_of": "2025-12-31 23:59:59+00", "performance": true}');
+SELECT rfm.refresh('main') AS perf_run \gset
 WITH per AS (
     SELECT customer_id::text AS customer_key,
            sum(amount) FILTER (WHERE ordered_at >= '2025-12-01' AND ordered_at < '2026-01-01') AS this_month,
@@ -188,20 +193,36 @@ SELECT f.segment, f.customers, f.revenue_this_month, f.revenue_last_month, f.pct
        (f.customers, f.revenue_this_month, f.revenue_last_month, f.revenue_ytd)
        = (coalesce(r.customers, 0), coalesce(r.this_month, 0), coalesce(r.last_month, 0), coalesce(r.ytd, 0))
        AS matches_plain_sql
-FROM rfm.segment_performance('main', '2025-12-31') WITH ORDINALITY f
+FROM rfm.segment_performance('main') WITH ORDINALITY f
 LEFT JOIN ref r USING (segment) ORDER BY f.ordinality;
-SELECT round(sum(pct_of_total_ytd)) AS pct_adds_up_to_100 FROM rfm.segment_performance('main', '2025-12-31');
+SELECT round(sum(pct_of_total_ytd)) AS pct_adds_up_to_100 FROM rfm.segment_performance('main');
+-- what is shown was stored by the refresh: new orders and a new override do not change it
+-- until the next refresh, which stores a report of its own
+INSERT INTO mg_tx VALUES (1, 'north', '2025-12-30', 1000, 'x', true);
+SELECT rfm.set_override('main', '2', 'Lost', 'performance test');
+SELECT sum(revenue_this_month) AS stored_this_month FROM rfm.segment_performance('main', :perf_run);
+SELECT rfm.refresh('main') > :perf_run AS refreshed_again;
+SELECT (SELECT sum(revenue_this_month) FROM rfm.segment_performance('main'))
+     - (SELECT sum(revenue_this_month) FROM rfm.segment_performance('main', :perf_run)) AS new_run_has_the_new_order,
+       (SELECT customers FROM rfm.segment_performance('main') WHERE segment = 'Lost')
+     - (SELECT customers FROM rfm.segment_performance('main', :perf_run) WHERE segment = 'Lost') AS override_counted;
+SELECT rfm.clear_override('main', '2');
+DELETE FROM mg_tx WHERE amount = 1000 AND ordered_at = '2025-12-30';
+SELECT rfm.refresh('main') IS NOT NULL AS refreshed_without_it;
 SELECT (SELECT count(*) FROM rfm.segment_performance_latest WHERE segmentation = 'main') AS view_rows,
+       (SELECT count(DISTINCT run_id) FROM rfm.segment_performance_runs WHERE segmentation = 'main') AS runs_with_report,
        (SELECT count(*) FROM (
            (SELECT segment, customers, revenue_this_month, revenue_last_month, pct_change, revenue_ytd, pct_of_total_ytd
             FROM rfm.segment_performance_latest WHERE segmentation = 'main'
-            EXCEPT SELECT * FROM rfm.segment_performance('main', '2025-12-31'))
+            EXCEPT SELECT * FROM rfm.segment_performance('main'))
            UNION ALL
-           (SELECT * FROM rfm.segment_performance('main', '2025-12-31')
+           (SELECT * FROM rfm.segment_performance('main')
             EXCEPT SELECT segment, customers, revenue_this_month, revenue_last_month, pct_change, revenue_ytd, pct_of_total_ytd
             FROM rfm.segment_performance_latest WHERE segmentation = 'main')) d) AS rows_differing_from_the_function;
 SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('nope')$$);
-SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('main', NULL)$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('main', -1)$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance(NULL)$$);
+SELECT rfm.alter_segmentation('main', options => '{"as_of": "2025-12-31 23:59:59+00"}');
 
 -- grid views agree with rfm.grid, for 5 buckets and for a scheme-less 10-bucket segmentation
 SELECT rfm.create_segmentation('deciles', 'mg_tx', 'customer_id', 'ordered_at', 'amount',

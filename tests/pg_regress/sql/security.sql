@@ -29,7 +29,7 @@ GRANT INSERT ON sec.trace TO PUBLIC;
 
 SET ROLE sec_admin1;
 SELECT rfm.create_segmentation('sec_main', 'sec.tx', 'customer_id', 'ordered_at', 'amount',
-                               '{"as_of": "2025-12-31 23:59:59+00"}') > 0 AS created;
+                               '{"as_of": "2025-12-31 23:59:59+00", "performance": true}') > 0 AS created;
 -- the owner must be able to read the source and its columns
 SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('sec_secret', 'sec.secret', 'customer_id', 'ordered_at', 'amount')$$);
 CREATE TEMP TABLE mytx AS SELECT * FROM sec.tx;
@@ -50,7 +50,8 @@ SELECT rfm_test.error_of($$SELECT count(*) FROM rfm.preview('sec_main')$$);
 -- nor call the implementations or the plumbing directly, nor write the tables
 SELECT rfm_test.error_of($$SELECT rfm._do_refresh('sec_admin1'::regrole::oid, 'sec_main', false)$$);
 SELECT rfm_test.error_of($$SELECT rfm._do_create_segmentation(10, 'mine', 'sec.secret', 'customer_id', 'ordered_at', 'amount', '{}', 'rfm', 'dynamic', true)$$);
-SELECT rfm_test.error_of($$SELECT rfm._read_source_as(10, 'SELECT NULL::bytea', '{}')$$);
+SELECT rfm_test.error_of($$SELECT rfm._read_source_as(10, 'sec.secret'::regclass, 'SELECT NULL::bytea', '{}')$$);
+SELECT rfm_test.error_of($$SELECT rfm._lock_source('sec.secret'::regclass)$$);
 SELECT rfm_test.error_of($$INSERT INTO rfm.history (segmentation_id, customer_key, reason) VALUES (1, 'x', 'refresh')$$);
 SELECT rfm_test.error_of($$UPDATE rfm.segmentations SET owner = 'sec_admin2'$$);
 SELECT rfm_test.error_of($$DELETE FROM rfm.overrides$$);
@@ -94,8 +95,9 @@ SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'sec_mai
        (SELECT sum(customers) FROM rfm.segment_movement) AS movement_customers,
        (SELECT access FROM rfm.segmentation_catalog WHERE name = 'sec_main') AS access;
 SELECT bool_and(customer_key::bigint <= 30) AS only_visible_keys FROM rfm.customer_segments;
--- the performance report reads the source with the reader's own rights: its customers only
-SELECT sum(customers) AS performance_customers FROM rfm.segment_performance('sec_main', '2025-12-31');
+-- the performance report is a figure over all customers, stored by the refresh: a reader
+-- who sees only some customers does not see it (nor does anything read the source for it)
+SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('sec_main')$$);
 SELECT count(DISTINCT segmentation) AS performance_view_segmentations FROM rfm.segment_performance_latest;
 RESET ROLE;
 SELECT count(DISTINCT customer_id) AS north_customers_up_to_30 FROM sec.tx WHERE region = 'north' AND customer_id <= 30;
@@ -106,8 +108,9 @@ SET ROLE sec_reader;
 SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'sec_main')
      = (SELECT active_customers FROM rfm.kpi_overview WHERE segmentation = 'sec_main') AS granted_reader_sees_all,
        (SELECT access FROM rfm.segmentation_catalog WHERE name = 'sec_main') AS access;
--- but the performance report reads the source itself, which the grant does not open
-SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('sec_main', '2025-12-31')$$);
+-- and the performance report the refresh stored, which reads nothing of the source
+SELECT sum(customers) = (SELECT active_customers FROM rfm.kpi_overview WHERE segmentation = 'sec_main')
+       AS performance_customers_are_the_owners FROM rfm.segment_performance('sec_main');
 SELECT count(*) AS performance_view_rows FROM rfm.segment_performance_latest;
 SET ROLE sec_admin1;
 SELECT rfm.revoke_segmentation('sec_main', 'sec_reader') AS revoked, rfm.revoke_segmentation('sec_main', 'sec_reader') AS again;
