@@ -36,13 +36,21 @@ fn unknown(name: &str) -> RfmError {
 fn user_document(name: &str) -> Option<Value> {
     // the name in the server encoding, as the table holds it
     let arg = ServerText(name.to_string());
-    Spi::get_one_with_args::<Jsonb>("SELECT rfm._user_scheme($1)", &[arg.into()])
-        .unwrap_or_else(|e| {
-            raise(RfmError::invalid(format!(
-                "cannot read scheme \"{name}\": {e}"
-            )))
-        })
-        .map(|j| j.0)
+    // read-only: the aggregates call this in parallel workers and in a leader in parallel
+    // mode, where a read-write SPI call (a new command, an XID) is an error
+    Spi::connect(|client| {
+        client
+            .select("SELECT rfm._user_scheme($1)", Some(1), &[arg.into()])?
+            .first()
+            .get_one::<Jsonb>()
+    })
+    .unwrap_or_else(|e| {
+        raise(RfmError::invalid(format!(
+            "cannot read scheme {}: {e}",
+            rfm_core::shown(name)
+        )))
+    })
+    .map(|j| j.0)
 }
 
 /// A scheme by name: built in, else saved by a user (42704 when neither).
