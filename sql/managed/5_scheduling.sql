@@ -24,6 +24,14 @@ DECLARE
     schema name;
 BEGIN
     schema := rfm._cron_schema_or_null();
+    -- pg_cron runs in one database of the cluster (cron.database_name); from another one a
+    -- job is scheduled there, with cron.schedule_in_database naming this database
+    IF schema IS NULL AND coalesce(current_setting('cron.database_name', true), '') NOT IN ('', current_database()) THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('pg_cron runs in database %s, not in this one', current_setting('cron.database_name')),
+            HINT = format('Schedule the refresh from database %s: SELECT cron.schedule_in_database(''rfm_refresh_<name>'', ''0 3 * * *'', %L, %L);',
+                          current_setting('cron.database_name'), 'SELECT rfm.refresh(''<name>'')', current_database());
+    END IF;
     IF schema IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = 'pg_cron is not installed in this database',

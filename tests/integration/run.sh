@@ -209,6 +209,22 @@ check "a definition waiting for a scheme's drop sees it gone and refuses ($(echo
 # extension that it may CONNECT to; revoking CONNECT confines it (README, DBA section)
 psql_ -d postgres -c "CREATE DATABASE it_other" >/dev/null
 psql_ -d it_other -c "CREATE EXTENSION rfm_segmentation" >/dev/null
+# pg_cron lives in one database: from another, rfm.schedule_refresh says where and how to
+# schedule (cron.schedule_in_database), and the job it shows does refresh there
+psql_ -d it_other -c "CREATE TABLE o_tx AS SELECT g::bigint AS customer_id, now() - g * interval '1 day' AS ordered_at, 10::numeric AS amount FROM generate_series(1, 50) g" \
+  -c "SELECT rfm.create_segmentation('other_seg', 'o_tx', 'customer_id', 'ordered_at', 'amount')" >/dev/null
+other_cron=$(psql_ -d it_other -At -c "SELECT rfm.schedule_refresh('other_seg', '0 3 * * *')" 2>&1)
+echo "$other_cron" | grep -q "pg_cron runs in database $DB, not in this one" \
+  && echo "$other_cron" | grep -q "SELECT cron.schedule_in_database('rfm_refresh_<name>'"
+check "rfm.schedule_refresh in a database without pg_cron names the pg_cron database and the call to make there" $?
+other_job=$(q "SELECT cron.schedule_in_database('rfm_refresh_other_seg', '* * * * *', 'SELECT rfm.refresh(''other_seg'')', 'it_other')")
+for _ in $(seq 1 80); do
+  [ "$(psql_ -d it_other -At -c "SELECT count(*) FROM rfm.runs")" -gt 0 ] && break
+  sleep 1
+done
+[ "$(psql_ -d it_other -At -c "SELECT count(*) FROM rfm.runs")" -gt 0 ]
+check "a job made with cron.schedule_in_database refreshes the segmentation of the other database" $?
+q "SELECT cron.unschedule($other_job)" >/dev/null
 q "CREATE ROLE it_analyst LOGIN IN ROLE rfm_admin" >/dev/null
 as_analyst() { "${as_pg[@]}" "$PG_BIN/psql" -X -q -At -h "$work" -p "$port" -U it_analyst "$@"; }
 [ "$(as_analyst -d it_other -c "SELECT has_function_privilege('rfm.refresh_all()', 'EXECUTE')" 2>&1)" = t ]
