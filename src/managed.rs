@@ -161,7 +161,8 @@ fn refuse_inside_source_read(entry: pg_sys::Oid) {
 /// (`ExecRefreshMatView`), and returns that row. Only the extension's own SECURITY DEFINER
 /// functions may call it (EXECUTE is revoked from PUBLIC). Declared in SQL
 /// (`rfm._read_source_as`, part 2 of the managed layer) as
-/// `(owner oid, source oid, query text, options jsonb) RETURNS TABLE (analysis, performance)`.
+/// `(owner oid, source oid, query text, options jsonb, time_zone text)
+/// RETURNS TABLE (analysis, performance)`.
 ///
 /// Each step and why it is there:
 /// 1. The source must already be locked by this transaction (`rfm._lock_source`, called
@@ -173,7 +174,8 @@ fn refuse_inside_source_read(entry: pg_sys::Oid) {
 ///    source's code may not `SET ROLE`, create temporary objects, hold cursors or queue
 ///    deferred triggers that would outlive the read.
 /// 3. `NewGUCNestLevel()` and `search_path = pg_catalog, pg_temp` in it: nothing the caller
-///    set reaches the source's names; `AtEOXact_GUC(false, nest)` afterwards rolls back
+///    set reaches the source's names; `TimeZone` the segmentation's own, so that every day
+///    boundary is the same whoever refreshes (SPEC §11); `AtEOXact_GUC(false, nest)` afterwards rolls back
 ///    every setting made at this level or deeper (a plain `SET`, `set_config(…, false)`, a
 ///    function's own `SET` left behind by an error), so nothing the source's code set
 ///    outlives the read or reaches the rest of the refresh or the caller.
@@ -183,7 +185,7 @@ fn refuse_inside_source_read(entry: pg_sys::Oid) {
 ///    are restored, and the error is raised again).
 #[pg_extern(volatile, sql = false)]
 fn read_source_as(fcinfo: pg_sys::FunctionCallInfo) {
-    // SAFETY: called by PostgreSQL as declared: (oid, oid, text, jsonb), all non-NULL
+    // SAFETY: called by PostgreSQL as declared: (oid, oid, text, jsonb, text), all non-NULL
     // (STRICT), returning a set of two columns
     unsafe {
         let get = |i| arg(fcinfo, i).unwrap_or_else(|| raise(RfmError::null("NULL argument")));
@@ -193,7 +195,9 @@ fn read_source_as(fcinfo: pg_sys::FunctionCallInfo) {
         let query = CString::new(varlena_bytes(get(2)))
             .unwrap_or_else(|_| raise(RfmError::invalid("query contains NUL")));
         let options = Jsonb::from_datum(get(3), false).expect("jsonb");
-        let row = guarded_read(owner, source, &query, options);
+        let time_zone = CString::new(varlena_bytes(get(4)))
+            .unwrap_or_else(|_| raise(RfmError::invalid("time zone contains NUL")));
+        let row = guarded_read(owner, source, &query, options, &time_zone);
         return_rows(fcinfo, std::iter::once(row), |(a, p)| {
             [a.into_datum(), p.into_datum()]
         })
@@ -209,6 +213,7 @@ unsafe fn guarded_read(
     source: pg_sys::Oid,
     query: &CString,
     options: Jsonb,
+    time_zone: &CString,
 ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     unsafe {
         // 1. bound by OID: locked before the query was written, and still there
@@ -233,6 +238,16 @@ unsafe fn guarded_read(
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
             c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        pg_sys::set_config_option(
+            c"TimeZone".as_ptr(),
+            time_zone.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,

@@ -17,12 +17,40 @@ CREATE FUNCTION _lock_source(source oid) RETURNS boolean
 COMMENT ON FUNCTION _lock_source(oid) IS
     'Internal: locks a segmentation''s source by OID (until the end of the transaction) and says whether it still exists';
 
-CREATE FUNCTION _read_source_as(owner oid, source oid, query text, options jsonb)
+CREATE FUNCTION _read_source_as(owner oid, source oid, query text, options jsonb, time_zone text)
 RETURNS TABLE (analysis analysis, performance jsonb)
     LANGUAGE c VOLATILE STRICT SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'read_source_as_wrapper';
-COMMENT ON FUNCTION _read_source_as(oid, oid, text, jsonb) IS
-    'Internal: runs the query of a refresh over its locked source with the rights of the segmentation owner (security-restricted, settings rolled back)';
+COMMENT ON FUNCTION _read_source_as(oid, oid, text, jsonb, text) IS
+    'Internal: runs the query of a refresh over its locked source with the rights of the segmentation owner, in its time zone (security-restricted, settings rolled back)';
+
+-- The day of a timestamp written as text (an as_of option; NULL: now) in a time zone, read
+-- the way rfm.analyze reads it in that zone. The SET clause confines the zone to this call.
+CREATE FUNCTION _day_in_zone(ts text, time_zone text) RETURNS date
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+BEGIN
+    PERFORM set_config('TimeZone', time_zone, true);
+    RETURN coalesce(ts::timestamptz, now())::date;
+END
+$$;
+
+-- A time zone name PostgreSQL knows, or 22023 naming the option.
+CREATE FUNCTION _check_time_zone(time_zone jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(time_zone) IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('option "time_zone" must be a time zone name, got %s', left(time_zone::text, 40));
+    END IF;
+    BEGIN
+        PERFORM now() AT TIME ZONE (time_zone #>> '{}');
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('option "time_zone" is not a time zone PostgreSQL knows: %s', rfm._shown(time_zone #>> '{}')),
+            HINT = 'Use an IANA name such as Europe/Berlin (SELECT name FROM pg_timezone_names lists them).';
+    END;
+END
+$$;
 
 -- A name (or any text from a caller) as error messages show it: quoted, and cut to its
 -- first 40 characters, so that a megabyte of name is not echoed back.
@@ -186,7 +214,7 @@ $$;
 CREATE FUNCTION _analyze_options(s segmentations) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    o jsonb := s.options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers' - 'performance';
+    o jsonb := s.options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers' - 'performance' - 'time_zone';
     y integer;
 BEGIN
     IF s.options ? 'year' THEN
@@ -225,7 +253,7 @@ RETURNS TABLE (ordinal integer, segment text, description text, actions text[],
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     resolved jsonb := rfm.check_options(options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers'
-                                        - 'as_of' - 'period' - 'performance');
+                                        - 'as_of' - 'period' - 'performance' - 'time_zone');
 BEGIN
     IF kind = 'abc' THEN
         RETURN QUERY SELECT i::integer, n, NULL::text, NULL::text[], NULL::integer, NULL::integer
@@ -269,9 +297,9 @@ BEGIN
     END IF;
     allowed := CASE s.kind
         WHEN 'rfm' THEN ARRAY['as_of', 'period', 'year', 'buckets', 'scheme', 'method', 'thresholds',
-                              'abc_shares', 'abc_names', 'clv', 'performance']
+                              'abc_shares', 'abc_names', 'clv', 'performance', 'time_zone']
         ELSE ARRAY['as_of', 'period', 'year', 'abc_shares', 'abc_names', 'min_sales',
-                   'default_tier', 'excluded_tiers', 'performance'] END;
+                   'default_tier', 'excluded_tiers', 'performance', 'time_zone'] END;
     FOR k IN SELECT jsonb_object_keys(s.options) LOOP
         IF NOT k = ANY (allowed) THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -283,6 +311,9 @@ BEGIN
                                OR (s.options ->> 'year') !~ '^\d{4}$') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('option "year" must be a four-digit year, got %s', s.options -> 'year');
+    END IF;
+    IF s.options ? 'time_zone' THEN
+        PERFORM rfm._check_time_zone(s.options -> 'time_zone');
     END IF;
     IF s.options ? 'performance' AND jsonb_typeof(s.options -> 'performance') IS DISTINCT FROM 'boolean' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -319,7 +350,16 @@ $$;
 -- (rfm._lock_source), so that the name it uses is the bound relation's. With performance
 -- bounds (the option "performance"), a second column in the same statement, and so the
 -- same snapshot, holds each customer's revenue in the month of as_of up to its end, the
--- month before and the year to date: {"key": [this_month, last_month, ytd], ...}.
+-- same days of the month before (the whole month when as_of is its month's last day) and
+-- the year to date: {"key": [this_month, last_month, ytd], ...}.
+-- The first instant of a day in a segmentation's time zone, as SQL text that means that
+-- instant in any session (seconds since the epoch).
+CREATE FUNCTION _midnight(day date, s segmentations) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('pg_catalog.to_timestamp(%s::pg_catalog.float8)',
+                  extract(epoch FROM (day::timestamp AT TIME ZONE (s.options ->> 'time_zone'))))
+$$;
+
 CREATE FUNCTION _source_query(s segmentations, as_of_day date) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('SELECT rfm.analyze(%1$I::%2$s, %3$I::pg_catalog.timestamptz, %4$I::%5$s, $1)', s.customer_column,
@@ -328,18 +368,26 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         || CASE WHEN as_of_day IS NULL THEN '' ELSE format(
            ', (SELECT pg_catalog.jsonb_object_agg(p.k, pg_catalog.jsonb_build_array(p.m, p.l, p.y)) FROM ('
            'SELECT %1$I::pg_catalog.text AS k,'
-           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %7$L::pg_catalog.timestamptz) AS m,'
-           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %8$L::pg_catalog.timestamptz'
-           ' AND %3$I OPERATOR(pg_catalog.<) %7$L::pg_catalog.timestamptz) AS l,'
-           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %9$L::pg_catalog.timestamptz) AS y'
-           ' FROM %6$s WHERE %3$I OPERATOR(pg_catalog.>=) %10$L::pg_catalog.timestamptz'
-           ' AND %3$I OPERATOR(pg_catalog.<) %11$L::pg_catalog.timestamptz AND %1$I IS NOT NULL GROUP BY 1) p)',
+           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %7$s) AS m,'
+           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %8$s'
+           ' AND %3$I OPERATOR(pg_catalog.<) %12$s) AS l,'
+           ' pg_catalog.sum(%4$I::pg_catalog.numeric) FILTER (WHERE %3$I OPERATOR(pg_catalog.>=) %9$s) AS y'
+           ' FROM %6$s WHERE %3$I OPERATOR(pg_catalog.>=) %10$s'
+           ' AND %3$I OPERATOR(pg_catalog.<) %11$s AND %1$I IS NOT NULL GROUP BY 1) p)',
            s.customer_column, NULL, s.time_column, s.amount_column, NULL, s.source,
-           date_trunc('month', as_of_day)::date::timestamptz,
-           (date_trunc('month', as_of_day) - interval '1 month')::date::timestamptz,
-           date_trunc('year', as_of_day)::date::timestamptz,
-           least((date_trunc('month', as_of_day) - interval '1 month')::date, date_trunc('year', as_of_day)::date)::timestamptz,
-           (as_of_day + 1)::timestamptz) END
+           rfm._midnight(date_trunc('month', as_of_day)::date, s),
+           rfm._midnight((date_trunc('month', as_of_day) - interval '1 month')::date, s),
+           rfm._midnight(date_trunc('year', as_of_day)::date, s),
+           rfm._midnight(least((date_trunc('month', as_of_day) - interval '1 month')::date,
+                               date_trunc('year', as_of_day)::date), s),
+           rfm._midnight(as_of_day + 1, s),
+           -- the end of the same days of the month before: as many days as this month has
+           -- had, the whole month when as_of is the last day of its month
+           rfm._midnight(CASE WHEN as_of_day + 1 = (date_trunc('month', as_of_day) + interval '1 month')::date
+                THEN date_trunc('month', as_of_day)::date
+                ELSE least((date_trunc('month', as_of_day) - interval '1 month')::date
+                           + (as_of_day - date_trunc('month', as_of_day)::date + 1),
+                           date_trunc('month', as_of_day)::date) END, s)) END
         || format(' FROM %s', s.source)
 $$;
 
@@ -443,6 +491,10 @@ BEGIN
     s.name := name; s.owner := caller; s.source := source; s.source_name := source::text;
     s.customer_column := customer_column; s.time_column := time_column; s.amount_column := amount_column;
     s.options := coalesce(options, '{}'); s.kind := kind; s.mode := mode; s.active := active;
+    -- a refresh does not depend on who runs it: the creator's time zone unless one is given
+    IF jsonb_typeof(s.options) = 'object' AND NOT s.options ? 'time_zone' THEN
+        s.options := s.options || jsonb_build_object('time_zone', current_setting('TimeZone'));
+    END IF;
     PERFORM rfm._lock_scheme(s.kind, s.options);
     PERFORM rfm._validate(s, true);
     IF EXISTS (SELECT 1 FROM rfm.segmentations x WHERE x.name = s.name) THEN
@@ -482,7 +534,11 @@ BEGIN
         OR (customer_column IS NOT NULL AND customer_column IS DISTINCT FROM s.customer_column)
         OR (time_column IS NOT NULL AND time_column IS DISTINCT FROM s.time_column)
         OR (amount_column IS NOT NULL AND amount_column IS DISTINCT FROM s.amount_column);
-    s.options := coalesce(options, s.options);
+    -- new options without a time zone keep the stored one
+    s.options := CASE WHEN options IS NULL THEN s.options
+                      WHEN jsonb_typeof(options) = 'object' AND NOT options ? 'time_zone' AND s.options ? 'time_zone'
+                      THEN options || jsonb_build_object('time_zone', s.options -> 'time_zone')
+                      ELSE options END;
     s.mode := coalesce(mode, s.mode);
     s.active := coalesce(active, s.active);
     s.source := coalesce(source, s.source);

@@ -5,6 +5,19 @@
 -- describe the same rows. The assignment is that analysis value; the history rows are
 -- what rfm._changes finds between it and the previous one.
 
+-- The analysis of no rows with these options, as of a bare-date as_of read in a time zone
+-- (the SET clause confines the zone to this call).
+CREATE FUNCTION _empty_analysis(options jsonb, time_zone text) RETURNS analysis
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+DECLARE
+    a rfm.analysis;
+BEGIN
+    PERFORM set_config('TimeZone', time_zone, true);
+    SELECT rfm.analyze(NULL::text, NULL::timestamptz, NULL::numeric, options) INTO a;
+    RETURN a;
+END
+$$;
+
 -- What a definition assigns now (the analysis of its source), read with the owner's rights
 -- by the one guarded read (rfm._read_source_as), and with performance, the per-customer
 -- revenue of the performance report from the same statement.
@@ -14,6 +27,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     o jsonb := rfm._analyze_options(s);
     as_of_day date;
+    tz text;
 BEGIN
     -- bound by OID: lock the relation, then check that it is still there; from here on
     -- its name cannot change until the refresh commits
@@ -24,14 +38,17 @@ BEGIN
     END IF;
     -- the owner may have lost the right to read the source since it was created
     PERFORM rfm._check_source(s.owner, s.source, s.customer_column, s.time_column, s.amount_column);
+    -- the segmentation's own time zone: every day boundary is the same whoever refreshes
+    tz := coalesce(s.options ->> 'time_zone', current_setting('TimeZone'));
+    s.options := jsonb_set(s.options, '{time_zone}', to_jsonb(tz));
     IF with_performance THEN
-        as_of_day := coalesce((o ->> 'as_of')::timestamptz, now())::date;
+        as_of_day := rfm._day_in_zone(o ->> 'as_of', tz);
     END IF;
     SELECT r.analysis, r.performance INTO analysis, performance
-    FROM rfm._read_source_as(s.owner, s.source, rfm._source_query(s, as_of_day), o) r;
+    FROM rfm._read_source_as(s.owner, s.source, rfm._source_query(s, as_of_day), o, tz) r;
     IF analysis IS NULL THEN
-        -- no rows at all: an empty analysis as of the resolved options
-        SELECT rfm.analyze(NULL::text, NULL::timestamptz, NULL::numeric, o) INTO analysis;
+        -- no rows at all: an empty analysis as of the resolved options, in the same zone
+        analysis := rfm._empty_analysis(o, tz);
     END IF;
 END
 $$;

@@ -233,15 +233,18 @@ COMMENT ON VIEW segmentation_catalog IS
 
 -- The segment performance report (the ERP plan's), as a refresh of a segmentation with the
 -- option "performance" stored it: for the customers in each effective segment at that run,
--- their revenue in the month of as_of (up to its end), the month before, the change in
--- percent, the year to date and its share of the year to date of all segments. Nothing is
+-- their revenue in the month of as_of (up to its end), in the same days of the month before
+-- (like periods: the 1st to the 7th against the 1st to the 7th), the change in percent (NULL
+-- where the month before is not positive: a change from a negative base has no meaning), the
+-- year to date and its share of the year to date of all segments. Nothing is
 -- read from the source when it is shown: a whole-population figure, shown to roles that see
 -- the whole segmentation (access all).
 CREATE VIEW segment_performance_runs AS
 SELECT v.name AS segmentation, r.id AS run_id, r.as_of::date AS as_of, p.position, p.segment,
        p.customers, round(p.revenue_this_month, 2) AS revenue_this_month,
        round(p.revenue_last_month, 2) AS revenue_last_month,
-       round(100 * (p.revenue_this_month - p.revenue_last_month) / nullif(p.revenue_last_month, 0), 2) AS pct_change,
+       CASE WHEN p.revenue_last_month > 0
+            THEN round(100 * (p.revenue_this_month - p.revenue_last_month) / p.revenue_last_month, 2) END AS pct_change,
        round(p.revenue_ytd, 2) AS revenue_ytd,
        round(100 * p.revenue_ytd / nullif(sum(p.revenue_ytd) OVER (PARTITION BY r.id), 0), 2) AS pct_of_total_ytd
 FROM rfm._visible_segmentations v
@@ -312,8 +315,8 @@ COMMENT ON COLUMN segment_performance_runs.position IS 'Display order of the seg
 COMMENT ON COLUMN segment_performance_runs.segment IS 'Segment (or ABC tier); every segment of the scheme, empty ones included';
 COMMENT ON COLUMN segment_performance_runs.customers IS 'Customers in the segment when the refresh ran (effective segments)';
 COMMENT ON COLUMN segment_performance_runs.revenue_this_month IS 'Their revenue from the first of as_of''s month to the end of as_of (returns included, two decimals)';
-COMMENT ON COLUMN segment_performance_runs.revenue_last_month IS 'Their revenue in the calendar month before';
-COMMENT ON COLUMN segment_performance_runs.pct_change IS 'Change from last month to this month, in percent (0-100 scale, two decimals); NULL when last month is 0';
+COMMENT ON COLUMN segment_performance_runs.revenue_last_month IS 'Their revenue in the same days of the month before (the whole month when as_of is the last day of its month; two decimals)';
+COMMENT ON COLUMN segment_performance_runs.pct_change IS 'Change from the same days of last month to this month, in percent (0-100 scale, two decimals); NULL when last month''s revenue is not positive';
 COMMENT ON COLUMN segment_performance_runs.revenue_ytd IS 'Their revenue from January 1 to the end of as_of';
 COMMENT ON COLUMN segment_performance_runs.pct_of_total_ytd IS 'Share of the year-to-date revenue of all segments, in percent (two decimals)';
 COMMENT ON COLUMN segment_performance_latest.segmentation IS 'Name of the segmentation';
@@ -321,8 +324,8 @@ COMMENT ON COLUMN segment_performance_latest.as_of IS 'The day of the latest ref
 COMMENT ON COLUMN segment_performance_latest.segment IS 'Segment (or ABC tier); every segment of the scheme, in order, empty ones included';
 COMMENT ON COLUMN segment_performance_latest.customers IS 'Customers in the segment when the refresh ran (effective segments)';
 COMMENT ON COLUMN segment_performance_latest.revenue_this_month IS 'Their revenue from the first of as_of''s month to the end of as_of (returns included, two decimals)';
-COMMENT ON COLUMN segment_performance_latest.revenue_last_month IS 'Their revenue in the calendar month before';
-COMMENT ON COLUMN segment_performance_latest.pct_change IS 'Change from last month to this month, in percent (0-100 scale, two decimals); NULL when last month is 0';
+COMMENT ON COLUMN segment_performance_latest.revenue_last_month IS 'Their revenue in the same days of the month before (the whole month when as_of is the last day of its month; two decimals)';
+COMMENT ON COLUMN segment_performance_latest.pct_change IS 'Change from the same days of last month to this month, in percent (0-100 scale, two decimals); NULL when last month''s revenue is not positive';
 COMMENT ON COLUMN segment_performance_latest.revenue_ytd IS 'Their revenue from January 1 to the end of as_of';
 COMMENT ON COLUMN segment_performance_latest.pct_of_total_ytd IS 'Share of the year-to-date revenue of all segments, in percent (two decimals)';
 

@@ -17,7 +17,11 @@ GRANT SELECT ON customer_segments, segment_summary, kpi_overview, segment_thresh
 -- managed layer, then grant what each role needs.
 REVOKE EXECUTE ON FUNCTION
     _lock_source(oid),
-    _read_source_as(oid, oid, text, jsonb),
+    _read_source_as(oid, oid, text, jsonb, text),
+    _day_in_zone(text, text),
+    _empty_analysis(jsonb, text),
+    _check_time_zone(jsonb),
+    _midnight(date, segmentations),
     _shown(text),
     _lock_scheme(text, jsonb),
     owned_objects(regrole),

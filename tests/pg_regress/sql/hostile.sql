@@ -413,13 +413,13 @@ REVOKE CREATE ON SCHEMA public FROM hs_plain;
 -- (c) the plumbing of this round called directly: nobody but the extension may
 SET ROLE hs_admin;
 SELECT rfm_test.error_of($$SELECT rfm._lock_source('hs.tx'::regclass)$$);
-SELECT rfm_test.error_of($$SELECT * FROM rfm._read_source_as('hs_admin'::regrole, 'hs.tx'::regclass, 'SELECT NULL::bytea FROM hs.tx', '{}')$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm._read_source_as('hs_admin'::regrole, 'hs.tx'::regclass, 'SELECT NULL::bytea FROM hs.tx', '{}', 'UTC')$$);
 SELECT rfm_test.error_of($$SELECT rfm._mark_owner('hs_plain'::regrole)$$);
 SELECT rfm_test.error_of($$SELECT rfm._do_reassign_owned(10, 'hs_admin2', 'hs_admin')$$);
 SELECT rfm_test.error_of($$INSERT INTO rfm.run_performance VALUES (1, 1, 'x', 1, 1, 1, 1)$$);
 RESET ROLE;
 -- a superuser calling _read_source_as without the lock is refused too: the lock comes first
-SELECT rfm_test.error_of($$SELECT * FROM rfm._read_source_as('hs_admin'::regrole, 'hs.tx'::regclass, 'SELECT NULL::bytea FROM hs.tx', '{}')$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm._read_source_as('hs_admin'::regrole, 'hs.tx'::regclass, 'SELECT NULL::bytea FROM hs.tx', '{}', 'UTC')$$);
 
 -- ---------------------------------------------------------------------------------------
 -- clean up

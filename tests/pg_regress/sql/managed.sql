@@ -222,7 +222,31 @@ SELECT (SELECT count(*) FROM rfm.segment_performance_latest WHERE segmentation =
 SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('nope')$$);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance('main', -1)$$);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.segment_performance(NULL)$$);
+-- like periods: as of the 7th, the 1st to the 7th of this month against the 1st to the
+-- 7th of the month before (before: the whole month before, about -76 % on the 7th), and no
+-- change in percent where the month before is not positive
+SELECT rfm.alter_segmentation('main', options => '{"as_of": "2025-12-07 23:59:59+00", "performance": true}');
+SELECT rfm.refresh('main') IS NOT NULL AS refreshed_on_the_7th;
+WITH per AS (
+    SELECT customer_id::text AS customer_key,
+           sum(amount) FILTER (WHERE ordered_at >= '2025-12-01' AND ordered_at < '2025-12-08') AS this_month,
+           sum(amount) FILTER (WHERE ordered_at >= '2025-11-01' AND ordered_at < '2025-11-08') AS last_month,
+           sum(amount) FILTER (WHERE ordered_at >= '2025-01-01' AND ordered_at < '2025-12-08') AS ytd
+    FROM mg_tx GROUP BY 1),
+ref AS (
+    SELECT c.segment, count(*) AS customers, coalesce(sum(p.this_month), 0) AS this_month,
+           coalesce(sum(p.last_month), 0) AS last_month, coalesce(sum(p.ytd), 0) AS ytd
+    FROM rfm.customer_segments c LEFT JOIN per p USING (customer_key)
+    WHERE c.segmentation = 'main' GROUP BY 1)
+SELECT count(*) AS segments,
+       count(*) FILTER (WHERE (f.customers, f.revenue_this_month, f.revenue_last_month, f.revenue_ytd)
+                              = (coalesce(r.customers, 0), coalesce(r.this_month, 0), coalesce(r.last_month, 0),
+                                 coalesce(r.ytd, 0))) AS matching_plain_sql,
+       sum(f.revenue_this_month) AS first_week, sum(f.revenue_last_month) AS first_week_before,
+       bool_and((f.revenue_last_month > 0) = (f.pct_change IS NOT NULL)) AS change_only_from_a_positive_base
+FROM rfm.segment_performance('main') f LEFT JOIN ref r USING (segment);
 SELECT rfm.alter_segmentation('main', options => '{"as_of": "2025-12-31 23:59:59+00"}');
+SELECT rfm.refresh('main') IS NOT NULL AS refreshed_back_to_the_31st;
 
 -- grid views agree with rfm.grid, for 5 buckets and for a scheme-less 10-bucket segmentation
 SELECT rfm.create_segmentation('deciles', 'mg_tx', 'customer_id', 'ordered_at', 'amount',

@@ -50,7 +50,7 @@ SELECT rfm_test.error_of($$SELECT count(*) FROM rfm.preview('sec_main')$$);
 -- nor call the implementations or the plumbing directly, nor write the tables
 SELECT rfm_test.error_of($$SELECT rfm._do_refresh('sec_admin1'::regrole::oid, 'sec_main', false)$$);
 SELECT rfm_test.error_of($$SELECT rfm._do_create_segmentation(10, 'mine', 'sec.secret', 'customer_id', 'ordered_at', 'amount', '{}', 'rfm', 'dynamic', true)$$);
-SELECT rfm_test.error_of($$SELECT rfm._read_source_as(10, 'sec.secret'::regclass, 'SELECT NULL::bytea', '{}')$$);
+SELECT rfm_test.error_of($$SELECT rfm._read_source_as(10, 'sec.secret'::regclass, 'SELECT NULL::bytea', '{}', 'UTC')$$);
 SELECT rfm_test.error_of($$SELECT rfm._lock_source('sec.secret'::regclass)$$);
 SELECT rfm_test.error_of($$INSERT INTO rfm.history (segmentation_id, customer_key, reason) VALUES (1, 'x', 'refresh')$$);
 SELECT rfm_test.error_of($$UPDATE rfm.segmentations SET owner = 'sec_admin2'$$);
