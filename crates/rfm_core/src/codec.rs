@@ -88,6 +88,27 @@ impl Writer {
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
+
+    /// The bytes followed by the CRC-32C of all of them (version byte included), for values
+    /// that users hold and can alter; read them with [`Reader::checked`].
+    pub fn finish_checked(self) -> Vec<u8> {
+        sealed(self.buf)
+    }
+}
+
+/// `body` followed by its CRC-32C (what [`Writer::finish_checked`] writes).
+pub fn sealed(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32c::crc32c(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+/// The bytes of a value written by [`Writer::finish_checked`] without their checksum, when
+/// the checksum matches.
+pub fn verified(buf: &[u8]) -> Option<&[u8]> {
+    let split = buf.len().checked_sub(4)?;
+    let (body, crc) = buf.split_at(split);
+    (crc32c::crc32c(body).to_le_bytes() == crc).then_some(body)
 }
 
 /// Reads a serialized state written by [`Writer`].
@@ -102,6 +123,12 @@ impl<'a> Reader<'a> {
             Some((&v, rest)) if v == version => Some(Reader { buf: rest }),
             _ => None,
         }
+    }
+
+    /// [`Reader::new`] of a value written by [`Writer::finish_checked`]: `None` when its
+    /// checksum does not match (any byte changed) or it carries another version.
+    pub fn checked(buf: &'a [u8], version: u8) -> Option<Self> {
+        Reader::new(verified(buf)?, version)
     }
 
     /// A reader of bytes that carry no version byte (a part of a value already checked).

@@ -1,8 +1,13 @@
 //! Forged `rfm.analysis` values and aggregate states: any role can hand-make one (the type
 //! is a domain over bytea), so decoding must reject it without allocating more than the
 //! bytes can hold. A counting allocator records the largest single allocation.
+//!
+//! A value ends with a CRC-32C of its bytes, which catches every accidental change (tested
+//! below by flipping every bit of real values); a deliberate forger can compute it, so the
+//! forgeries here are sealed with a valid checksum and must be refused by the structure.
 
 use rfm_core::analysis::{finalize, Analysis, Config, Days, Key, Method, State};
+use rfm_core::codec::{sealed, verified};
 use rfm_core::numeric::Decimal;
 use rfm_core::{abc, scheme};
 use std::time::{Duration, Instant};
@@ -68,6 +73,13 @@ fn no_active(keep_excluded: bool) -> Vec<u8> {
     finalize(s, &d).unwrap()
 }
 
+/// The bytes of a value without its checksum.
+fn body(bytes: &[u8]) -> Vec<u8> {
+    verified(bytes)
+        .expect("a value written by finalize")
+        .to_vec()
+}
+
 fn rejected(bytes: &[u8]) -> bool {
     let e1 = Analysis::customers(bytes).err();
     let e2 = Analysis::excluded_keys(bytes).err();
@@ -80,25 +92,28 @@ fn rejected(bytes: &[u8]) -> bool {
 #[test]
 fn a_customer_count_of_2_pow_40_is_rejected_without_allocating() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut bytes = no_active(false);
+    let mut bytes = body(&no_active(false));
     // the value ends with the customer count (u64) and the excluded-key count (varint 0)
     let n = bytes.len();
     assert_eq!(&bytes[n - 9..], &[0, 0, 0, 0, 0, 0, 0, 0, 0]);
     bytes[n - 9..n - 1].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(bounded(64 * 1024, || rejected(&bytes)));
+    let forged = sealed(bytes.clone());
+    assert!(bounded(64 * 1024, || rejected(&forged)));
     // and the same claim with 100 bytes of plausible records behind it
     bytes.extend(std::iter::repeat_n(1u8, 100));
-    assert!(bounded(64 * 1024, || rejected(&bytes)));
+    let forged = sealed(bytes);
+    assert!(bounded(64 * 1024, || rejected(&forged)));
 }
 
 #[test]
 fn an_excluded_key_count_of_2_pow_40_is_rejected() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let bytes = no_active(true);
+    let value = no_active(true);
     assert_eq!(
-        Analysis::excluded_keys(&bytes).unwrap(),
+        Analysis::excluded_keys(&value).unwrap(),
         vec!["7".to_string()]
     );
+    let bytes = body(&value);
     // the tail is: varint 1, zigzag 7 (14); claim 2^40 keys instead
     let n = bytes.len();
     assert_eq!(&bytes[n - 2..], &[1, 14]);
@@ -110,6 +125,7 @@ fn an_excluded_key_count_of_2_pow_40_is_rejected() {
     }
     forged.push(v as u8);
     forged.push(14);
+    let forged = sealed(forged);
     assert!(bounded(64 * 1024, || rejected(&forged)));
 }
 
@@ -117,9 +133,11 @@ fn an_excluded_key_count_of_2_pow_40_is_rejected() {
 fn a_120_byte_forged_value_is_rejected_quickly() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for fill in [0x00u8, 0x01, 0x7F, 0x80, 0xFF] {
-        let mut forged = vec![5u8]; // the current version byte
-                                    // (100 zero bytes happen to be a valid empty analysis; 120 are not)
+        // the current version byte (100 zero bytes happen to be a valid empty analysis; 120
+        // are not)
+        let mut forged = vec![body(&no_active(false))[0]];
         forged.extend(std::iter::repeat_n(fill, 119));
+        let forged = sealed(forged);
         assert!(bounded(64 * 1024, || rejected(&forged)), "fill {fill:#x}");
     }
 }
@@ -131,14 +149,27 @@ fn truncated_and_wrong_version_values_are_rejected() {
     for cut in 0..bytes.len() {
         assert!(rejected(&bytes[..cut]), "cut at {cut}");
     }
-    for version in [0u8, 1, 2, 3, 4, 6, 255] {
-        let mut v = bytes.clone();
-        v[0] = version;
-        assert!(rejected(&v), "version {version}");
+    // also when the cut value carries a valid checksum
+    let whole = body(&bytes);
+    for cut in 0..whole.len() {
+        assert!(
+            rejected(&sealed(whole[..cut].to_vec())),
+            "sealed cut at {cut}"
+        );
     }
-    let mut longer = bytes;
+    let current = bytes[0];
+    for version in [0u8, 1, 2, 3, 4, 5, 7, 255] {
+        assert_ne!(version, current);
+        let mut v = body(&bytes);
+        v[0] = version;
+        assert!(rejected(&sealed(v)), "version {version}");
+    }
+    let mut longer = bytes.clone();
     longer.push(0);
     assert!(rejected(&longer));
+    let mut longer = body(&bytes);
+    longer.push(0);
+    assert!(rejected(&sealed(longer)));
 }
 
 #[test]
@@ -165,4 +196,42 @@ fn a_state_claiming_2_pow_40_entries_is_rejected_without_allocating() {
     let mut wrong = bytes;
     wrong[0] = 2;
     assert!(State::deserialize(&wrong).is_none());
+}
+
+/// Every single-bit change of a real value — an analysis with customers, excluded keys and
+/// the full metrics, text keys and numeric money — is refused with 22P03: none is read with
+/// changed content. (CRC-32C detects every burst of up to 32 bits.)
+#[test]
+fn every_bit_flip_of_a_real_value_is_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = config(true);
+    c.metrics = true;
+    let d = days(&c);
+    let mut s = State::new(c, true, true);
+    for i in 0..40i64 {
+        let key = format!("customer-{}", i % 13);
+        s.add_exact(
+            Key::Text(key.as_bytes()),
+            (60 + i) * DAY - i * 3_600_000_000,
+            Decimal {
+                units: 1234 + 17 * i as i128,
+                scale: 2,
+            },
+        )
+        .unwrap();
+    }
+    s.add_exact(Key::Text(b"gone"), -200 * DAY, one(3)).unwrap();
+    let value = finalize(s, &d).unwrap();
+    let original = Analysis::deserialize(&value, true).unwrap();
+    assert!(original.customers.len() > 10);
+    let mut flips = 0;
+    for i in 0..value.len() {
+        for bit in 0..8 {
+            let mut v = value.clone();
+            v[i] ^= 1 << bit;
+            assert!(rejected(&v), "byte {i} bit {bit}");
+            flips += 1;
+        }
+    }
+    assert_eq!(flips, 8 * value.len());
 }

@@ -777,7 +777,7 @@ pub fn finalize_with(
             w.zigzag(k as i64);
         }
     }
-    Ok(w.finish())
+    Ok(w.finish_checked())
 }
 
 /// What the rules read of one customer (SPEC §9): `sc` its scores when active, `x` and `d`

@@ -13,7 +13,12 @@ use crate::numeric;
 /// analysis computed them (first and latest purchase as seconds and microseconds, the
 /// latest after the first), then the keys of the excluded customers (none unless
 /// `keep_excluded`).
-pub(super) const ANALYSIS_VERSION: u8 = 5;
+///
+/// Version 6: version 5 followed by the CRC-32C of the value ([`Writer::finish_checked`]),
+/// so that a value changed by hand is refused rather than read with changed content.
+///
+/// [`Writer::finish_checked`]: crate::codec::Writer::finish_checked
+pub(super) const ANALYSIS_VERSION: u8 = 6;
 
 /// The tier index of a customer left out of the ABC ranking.
 pub(super) const NO_TIER: u8 = u8::MAX;
@@ -353,7 +358,7 @@ impl Analysis {
     /// Reads an `rfm.analysis` value; with `with_customers = false` the customer list is
     /// left unread (and empty).
     pub fn deserialize(bytes: &[u8], with_customers: bool) -> Result<Analysis> {
-        let mut r = Reader::new(bytes, ANALYSIS_VERSION).ok_or_else(invalid_value)?;
+        let mut r = Reader::checked(bytes, ANALYSIS_VERSION).ok_or_else(invalid_value)?;
         let h = Header::read(&mut r).ok_or_else(invalid_value)?;
         let customers = if with_customers {
             Customers::new(r.rest(), h.buckets)?.collect()
@@ -375,7 +380,7 @@ impl Analysis {
     /// The customers of an `rfm.analysis` value, decoded one at a time, highest monetary
     /// first (the value is checked whole first, so the iteration itself cannot fail).
     pub fn customers(bytes: &[u8]) -> Result<Customers> {
-        let mut r = Reader::new(bytes, ANALYSIS_VERSION).ok_or_else(invalid_value)?;
+        let mut r = Reader::checked(bytes, ANALYSIS_VERSION).ok_or_else(invalid_value)?;
         let h = Header::read(&mut r).ok_or_else(invalid_value)?;
         Customers::new(r.rest(), h.buckets)
     }

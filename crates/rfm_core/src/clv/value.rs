@@ -13,7 +13,7 @@ use super::ClvConfig;
 use crate::codec::{Reader, Writer};
 use crate::error::{ErrorKind, Result, RfmError};
 
-const VALUE_VERSION: u8 = 1;
+const VALUE_VERSION: u8 = 2;
 
 /// The spend model's fit and the repeat customers it left out (mean spend not positive).
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +201,7 @@ pub fn fit(config: &ClvConfig, customers: &[CustomerSummary], text_keys: bool) -
         w.varint(i as u64);
         w.f64(c.avg_spend().unwrap_or(f64::NAN));
     }
-    let out = w.finish();
+    let out = w.finish_checked();
     if out.len() >= (1 << 30) - 1024 {
         return Err(RfmError::new(
             ErrorKind::ProgramLimit,
@@ -229,6 +229,8 @@ impl ClvModel {
     }
 
     fn read_opt(bytes: &[u8]) -> Option<ClvModel> {
+        // the value without its checksum, when the checksum matches
+        let bytes = crate::codec::verified(bytes)?;
         let mut r = Reader::new(bytes, VALUE_VERSION)?;
         let config = ClvConfig::read(&mut r)?;
         let (p, f) = read_fit::<4>(&mut r)?;
@@ -292,7 +294,10 @@ impl ClvModel {
     /// from); an error at the first damaged one.
     pub fn rows(self, bytes: &[u8]) -> ClvRows {
         ClvRows {
-            buf: bytes[self.customers_at.min(bytes.len())..].to_vec(),
+            // the checksum (the last 4 bytes, checked by read) is not a customer
+            buf: bytes[..bytes.len().saturating_sub(4)]
+                [self.customers_at.min(bytes.len().saturating_sub(4))..]
+                .to_vec(),
             pos: 0,
             left: self.n,
             text_keys: self.text_keys,
@@ -416,6 +421,25 @@ mod tests {
         {
             if let Ok(m) = ClvModel::read(&bytes[..cut]) {
                 assert!(m.rows(&bytes[..cut]).any(|r| r.is_err()));
+            }
+        }
+    }
+
+    /// Every single-bit change of a real model is refused (22P03) when the model is read:
+    /// none is read with changed parameters or customers.
+    #[test]
+    fn every_bit_flip_of_a_model_is_refused() {
+        let c = config(400, 7);
+        let mut few = customers();
+        few.truncate(60);
+        let bytes = fit(&c, &few, false).unwrap();
+        assert!(ClvModel::read(&bytes).is_ok());
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut v = bytes.clone();
+                v[i] ^= 1 << bit;
+                let e = ClvModel::read(&v).err().expect("a changed model is refused");
+                assert_eq!(e.kind.sqlstate(), "22P03", "byte {i} bit {bit}");
             }
         }
     }
