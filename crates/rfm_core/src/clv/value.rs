@@ -438,7 +438,9 @@ mod tests {
             for bit in 0..8 {
                 let mut v = bytes.clone();
                 v[i] ^= 1 << bit;
-                let e = ClvModel::read(&v).err().expect("a changed model is refused");
+                let e = ClvModel::read(&v)
+                    .err()
+                    .expect("a changed model is refused");
                 assert_eq!(e.kind.sqlstate(), "22P03", "byte {i} bit {bit}");
             }
         }
