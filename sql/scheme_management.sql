@@ -25,6 +25,14 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
             MESSAGE = 'rfm.create_scheme: name, definition and replace must not be NULL';
     END IF;
+    -- a size limit before the document is read: every reader of rfm.schemes and every
+    -- analysis with the scheme reads all of it
+    IF pg_catalog.pg_column_size(definition) > current_setting('rfm.max_scheme_bytes')::integer THEN
+        RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded',
+            MESSAGE = format('segment scheme document is %s bytes; the limit is rfm.max_scheme_bytes (%s)',
+                             pg_catalog.pg_column_size(definition), current_setting('rfm.max_scheme_bytes')),
+            HINT = 'Write shorter rules (a long "in" list is usually a table to join instead), or ask a superuser to raise rfm.max_scheme_bytes.';
+    END IF;
     saved := rfm._validate_scheme(name, definition);
     -- one name per scheme whatever its case: "Standard" is not another scheme than
     -- "standard" (built-in names are refused by rfm._validate_scheme)

@@ -569,6 +569,16 @@ pub(crate) unsafe fn return_rows<R, const N: usize>(
 const MAX_CUSTOMERS_LIMIT: i32 = 20_000_000;
 static MAX_CUSTOMERS: GucSetting<i32> = GucSetting::<i32>::new(MAX_CUSTOMERS_LIMIT);
 
+/// The longest text customer key, in bytes. With `rfm.max_customers` it bounds the memory of
+/// one analysis (each customer holds its key); checked on the key's stored size before the
+/// key is read (detoasted).
+const MAX_KEY_BYTES_LIMIT: i32 = 1 << 20;
+static MAX_KEY_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024);
+
+/// The largest saved scheme document, in bytes (its jsonb size), checked before it is read.
+const MAX_SCHEME_BYTES_LIMIT: i32 = 16 << 20;
+static MAX_SCHEME_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+
 pub fn init_gucs() {
     GucRegistry::define_int_guc(
         c"rfm.max_customers",
@@ -580,6 +590,49 @@ pub fn init_gucs() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"rfm.max_key_bytes",
+        c"Longest text customer key, in bytes, that rfm.analyze and rfm.clv_fit accept.",
+        c"Together with rfm.max_customers it bounds the memory of one analysis; a longer key is an error (54000) before it is read.",
+        &MAX_KEY_BYTES,
+        16,
+        MAX_KEY_BYTES_LIMIT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"rfm.max_scheme_bytes",
+        c"Largest segment scheme document, in bytes, that rfm.create_scheme saves.",
+        c"Every reader of rfm.schemes and every analysis with the scheme reads the whole document; a larger one is refused (54000) before it is read. Only superusers may raise it.",
+        &MAX_SCHEME_BYTES,
+        1024,
+        MAX_SCHEME_BYTES_LIMIT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// 54000 when a text key's stored size passes `rfm.max_key_bytes` (read without detoasting).
+///
+/// # Safety
+/// `key` is a text datum.
+pub(crate) unsafe fn check_key_size(key: pg_sys::Datum) {
+    // SAFETY: a text datum (the caller's contract); the raw size needs no detoasting
+    let size = unsafe { pg_sys::toast_raw_datum_size(key) }.saturating_sub(pg_sys::VARHDRSZ);
+    let limit = MAX_KEY_BYTES.get().max(16) as usize;
+    if size > limit {
+        raise(
+            RfmError::new(
+                rfm_core::ErrorKind::ProgramLimit,
+                format!(
+                    "a customer key is {size} bytes long; the limit is rfm.max_key_bytes ({limit})"
+                ),
+            )
+            .with_hint(
+                "Segment by a shorter key (an id, or md5(key)), or raise rfm.max_key_bytes.",
+            ),
+        );
+    }
 }
 
 pub(crate) fn max_customers() -> usize {
@@ -682,6 +735,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         };
         let text_key;
         let key = if s.state_text_keys() {
+            check_key_size(key);
             text_key = text::to_utf8(varlena_bytes(key));
             Key::Text(&text_key)
         } else {
