@@ -115,7 +115,9 @@ BEGIN
         INSERT INTO rfm.run_segments (run_id, position, segment, customers, revenue)
         SELECT run, g.ordinal, g.segment, coalesce(x.customers, 0), coalesce(x.revenue, 0)
         FROM rfm._segments(s.kind, s.options) g LEFT JOIN rfm.summary(a) x ON x.segment = g.segment;
-        n_customers := ov.active_customers;
+        -- the customers the run assigns: the active ones, and with a scheme of population
+        -- all every customer with a row up to as_of (what the assignment and history hold)
+        SELECT coalesce(sum(x.customers), 0) INTO n_customers FROM rfm.run_segments x WHERE x.run_id = run;
     ELSE
         INSERT INTO rfm.run_segments (run_id, position, segment, customers, revenue)
         SELECT run, g.ordinal, g.segment, count(x.customer_key), coalesce(sum(x.monetary), 0)

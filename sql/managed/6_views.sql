@@ -365,7 +365,7 @@ COMMENT ON COLUMN segment_summary.priority IS 'Follow-up priority of the segment
 COMMENT ON COLUMN kpi_overview.segmentation IS 'Name of the segmentation';
 COMMENT ON COLUMN kpi_overview.as_of IS 'End of the window of the latest refresh';
 COMMENT ON COLUMN kpi_overview.period IS 'Length of the window';
-COMMENT ON COLUMN kpi_overview.active_customers IS 'Customers assigned by the latest refresh (with a purchase in the window; ABC: with a tier)';
+COMMENT ON COLUMN kpi_overview.active_customers IS 'Customers assigned by the latest refresh: with a purchase in the window (a scheme of population all: every customer with a row up to as_of; ABC: with a tier)';
 COMMENT ON COLUMN kpi_overview.total_revenue IS 'Sum of the monetary values of the active customers';
 COMMENT ON COLUMN kpi_overview.excluded_customers IS 'Customers with a row at or before as_of but no purchase in the window';
 COMMENT ON COLUMN kpi_overview.transactions IS 'Rows in the window of the active customers, returns included';

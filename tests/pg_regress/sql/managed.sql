@@ -248,6 +248,20 @@ FROM rfm.segment_performance('main') f LEFT JOIN ref r USING (segment);
 SELECT rfm.alter_segmentation('main', options => '{"as_of": "2025-12-31 23:59:59+00"}');
 SELECT rfm.refresh('main') IS NOT NULL AS refreshed_back_to_the_31st;
 
+-- a scheme of population all (lifecycle) assigns every customer with a row up to as_of:
+-- the catalog, the KPI view, the trend, the assignment and the history count the same
+-- customers (before: the catalog and kpi_overview counted only the active ones)
+SELECT rfm.create_segmentation('stages', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
+                               '{"as_of": "2025-06-30 23:59:59+00", "period": "1 month", "scheme": "lifecycle"}') > 0 AS created;
+SELECT rfm.refresh('stages') IS NOT NULL AS refreshed;
+SELECT (SELECT customers FROM rfm.segmentation_catalog WHERE name = 'stages') AS catalog,
+       (SELECT active_customers FROM rfm.kpi_overview WHERE segmentation = 'stages') AS kpi,
+       (SELECT sum(customers) FROM rfm.segment_trend WHERE segmentation = 'stages') AS trend,
+       (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'stages') AS assigned,
+       (SELECT count(*) FROM rfm.customer_movement WHERE segmentation = 'stages') AS history,
+       (SELECT count(DISTINCT customer_id) FROM mg_tx WHERE ordered_at <= '2025-06-30 23:59:59+00') AS with_a_row;
+SELECT rfm.drop_segmentation('stages');
+
 -- grid views agree with rfm.grid, for 5 buckets and for a scheme-less 10-bucket segmentation
 SELECT rfm.create_segmentation('deciles', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
                                '{"as_of": "2025-12-31 23:59:59+00", "buckets": 10, "scheme": null}') > 0;
