@@ -17,9 +17,10 @@ use rfm_core::scheme::Segmenter;
 use rfm_core::{abc, numeric, quantile, scheme, ErrorKind, RfmError};
 use serde_json::Value;
 
-const OPTION_KEYS: [&str; 12] = [
+const OPTION_KEYS: [&str; 13] = [
     "as_of",
     "period",
+    "year",
     "buckets",
     "scheme",
     "method",
@@ -258,7 +259,26 @@ fn parse_options(options: Value) -> Config {
             Some(other) => raise(option_error(key, &format!("must be a string, got {other}"))),
         }
     };
-    let as_of_given = text_opt("as_of");
+    // a calendar year: as_of the end of its December 31, a period of one year (SPEC §2,
+    // the option managed segmentations take too)
+    let year = match obj.get("year") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(y) if (1..=9999).contains(&y) => Some(y),
+            _ => raise(
+                option_error("year", &format!("must be a year from 1 to 9999, got {v}"))
+                    .with_hint("For example {\"year\": 2025}: the calendar year 2025."),
+            ),
+        },
+    };
+    if year.is_some() && (text_opt("as_of").is_some() || text_opt("period").is_some()) {
+        raise(RfmError::invalid(
+            "option \"year\" cannot be combined with \"as_of\" or \"period\"",
+        ));
+    }
+    let as_of_given = year
+        .map(|y| format!("{y:04}-12-31"))
+        .or_else(|| text_opt("as_of"));
     let as_of = match &as_of_given {
         // a bare date means the end of that day: orders placed on it count (SPEC §2)
         Some(s) if is_bare_date(s) => end_of_day(s),
@@ -278,7 +298,11 @@ fn parse_options(options: Value) -> Config {
     if as_of.is_infinity() || as_of.is_neg_infinity() {
         raise(RfmError::out_of_range("option \"as_of\" must be finite"));
     }
-    let period_text = text_opt("period").unwrap_or_else(|| "12 months".to_string());
+    let period_text = if year.is_some() {
+        "1 year".to_string()
+    } else {
+        text_opt("period").unwrap_or_else(|| "12 months".to_string())
+    };
     let period = period_text.parse::<Interval>().unwrap_or_else(|_| {
         raise(
             option_error("period", &format!("is not an interval: \"{period_text}\""))

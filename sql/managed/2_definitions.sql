@@ -208,21 +208,16 @@ BEGIN
 END
 $$;
 
--- The options rfm.analyze receives: a definition's options with "year" turned into as_of
--- and period, the as_of "now" resolved, and for ABC the tier settings. Defaults are never
--- written here: rfm.check_options (Rust) fills them in.
+-- The options rfm.analyze receives: a definition's options without the managed-only ones,
+-- the as_of "now" resolved, and for ABC the tier settings. The options of rfm.analyze keep
+-- their names (year, abc_min_sales, ...) and are resolved by rfm.analyze itself, in the
+-- guarded read, in the segmentation's time zone. Defaults are never written here:
+-- rfm.check_options (Rust) fills them in.
 CREATE FUNCTION _analyze_options(s segmentations) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    o jsonb := s.options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers' - 'performance' - 'time_zone';
-    y integer;
+    o jsonb := s.options - 'default_tier' - 'excluded_tiers' - 'performance' - 'time_zone';
 BEGIN
-    IF s.options ? 'year' THEN
-        y := (s.options ->> 'year')::integer;
-        o := o || jsonb_build_object(
-            'as_of', ((make_date(y + 1, 1, 1)::timestamptz) - interval '1 microsecond')::text,
-            'period', '1 year');
-    END IF;
     IF o ->> 'as_of' = 'now' THEN
         o := o - 'as_of';
     END IF;
@@ -234,9 +229,6 @@ BEGIN
                 SELECT jsonb_agg(n ORDER BY i)
                 FROM jsonb_array_elements_text(rfm.check_options(o) -> 'abc_names') WITH ORDINALITY t(n, i)
                 WHERE NOT (s.options -> 'excluded_tiers') ? n), '[]'));
-        END IF;
-        IF s.options ? 'min_sales' THEN
-            o := o || jsonb_build_object('abc_min_sales', s.options -> 'min_sales');
         END IF;
         IF s.options ? 'default_tier' THEN
             o := o || '{"keep_excluded": true}';
@@ -252,7 +244,7 @@ RETURNS TABLE (ordinal integer, segment text, description text, actions text[],
                visit_every_days integer, priority integer)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    resolved jsonb := rfm.check_options(options - 'year' - 'min_sales' - 'default_tier' - 'excluded_tiers'
+    resolved jsonb := rfm.check_options(options - 'year' - 'default_tier' - 'excluded_tiers'
                                         - 'as_of' - 'period' - 'performance' - 'time_zone');
 BEGIN
     IF kind = 'abc' THEN
@@ -298,30 +290,27 @@ BEGIN
     allowed := CASE s.kind
         WHEN 'rfm' THEN ARRAY['as_of', 'period', 'year', 'buckets', 'scheme', 'method', 'thresholds',
                               'abc_shares', 'abc_names', 'clv', 'performance', 'time_zone']
-        ELSE ARRAY['as_of', 'period', 'year', 'abc_shares', 'abc_names', 'min_sales',
+        ELSE ARRAY['as_of', 'period', 'year', 'abc_shares', 'abc_names', 'abc_min_sales',
                    'default_tier', 'excluded_tiers', 'performance', 'time_zone'] END;
     FOR k IN SELECT jsonb_object_keys(s.options) LOOP
+        -- one name per concept, the name rfm.analyze takes
+        IF k = 'min_sales' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'option "min_sales" is called "abc_min_sales"',
+                HINT = 'Managed segmentations take the option names of rfm.analyze: write {"abc_min_sales": ...}.';
+        END IF;
         IF NOT k = ANY (allowed) THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('unknown option %s for a segmentation of kind %s', rfm._shown(k), s.kind),
                 HINT = format('Valid options are: %s.', array_to_string(allowed, ', '));
         END IF;
     END LOOP;
-    IF s.options ? 'year' AND (jsonb_typeof(s.options -> 'year') <> 'number'
-                               OR (s.options ->> 'year') !~ '^\d{4}$') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('option "year" must be a four-digit year, got %s', s.options -> 'year');
-    END IF;
     IF s.options ? 'time_zone' THEN
         PERFORM rfm._check_time_zone(s.options -> 'time_zone');
     END IF;
     IF s.options ? 'performance' AND jsonb_typeof(s.options -> 'performance') IS DISTINCT FROM 'boolean' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('option "performance" must be true or false, got %s', left((s.options -> 'performance')::text, 40));
-    END IF;
-    IF s.options ? 'year' AND (s.options ? 'as_of' OR s.options ? 'period') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'option "year" cannot be combined with "as_of" or "period"';
     END IF;
     IF s.kind = 'abc' THEN
         names := ARRAY(SELECT g.segment FROM rfm._segments(s.kind, s.options) g ORDER BY g.ordinal);

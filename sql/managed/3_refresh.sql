@@ -42,7 +42,7 @@ BEGIN
     tz := coalesce(s.options ->> 'time_zone', current_setting('TimeZone'));
     s.options := jsonb_set(s.options, '{time_zone}', to_jsonb(tz));
     IF with_performance THEN
-        as_of_day := rfm._day_in_zone(o ->> 'as_of', tz);
+        as_of_day := rfm._day_in_zone(coalesce(lpad(o ->> 'year', 4, '0') || '-12-31', o ->> 'as_of'), tz);
     END IF;
     SELECT r.analysis, r.performance INTO analysis, performance
     FROM rfm._read_source_as(s.owner, s.source, rfm._source_query(s, as_of_day), o, tz) r;

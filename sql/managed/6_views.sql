@@ -447,7 +447,7 @@ COMMENT ON COLUMN segmentation_catalog.source IS 'Table or view read by a refres
 COMMENT ON COLUMN segmentation_catalog.customer_column IS 'Column of the source holding the customer key';
 COMMENT ON COLUMN segmentation_catalog.time_column IS 'Column of the source holding the time of the order';
 COMMENT ON COLUMN segmentation_catalog.amount_column IS 'Column of the source holding the amount (negative: a return)';
-COMMENT ON COLUMN segmentation_catalog.options IS 'Options of the definition (rfm.analyze options plus year, min_sales, default_tier, excluded_tiers)';
+COMMENT ON COLUMN segmentation_catalog.options IS 'Options of the definition (rfm.analyze options plus performance, time_zone, and for ABC default_tier and excluded_tiers)';
 COMMENT ON COLUMN segmentation_catalog.created_at IS 'When it was created';
 COMMENT ON COLUMN segmentation_catalog.updated_at IS 'When its definition last changed';
 COMMENT ON COLUMN segmentation_catalog.last_run_id IS 'The latest finished refresh (rfm.runs)';

@@ -136,9 +136,11 @@ SELECT rfm_test.error_of($$SELECT rfm.refresh('frozen')$$);
 SELECT rfm.refresh('frozen', force => true) IS NOT NULL AS forced;
 SELECT forced FROM rfm.runs WHERE segmentation_id = (SELECT id FROM rfm.segmentations WHERE name = 'frozen') ORDER BY id;
 SELECT rfm.create_segmentation('tiers', 'mg_tx', 'customer_id', 'ordered_at', 'amount',
-    '{"year": 2025, "min_sales": 100, "abc_names": ["A", "B", "C", "Blocked"], "excluded_tiers": ["Blocked"]}', 'abc') > 0;
+    '{"year": 2025, "abc_min_sales": 100, "abc_names": ["A", "B", "C", "Blocked"], "excluded_tiers": ["Blocked"]}', 'abc') > 0;
+-- one name per concept: the option names of rfm.analyze
+SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('x', 'mg_tx', 'customer_id', 'ordered_at', 'amount', '{"min_sales": 100}', 'abc')$$);
 SELECT rfm.alter_segmentation('main', active => false);
-SELECT * FROM rfm.refresh_all();
+SELECT segmentation, run_id IS NOT NULL AS ran, status FROM rfm.refresh_all();
 SELECT segment, customers, pct_customers, revenue, pct_revenue FROM rfm.segment_summary WHERE segmentation = 'tiers' ORDER BY position;
 SELECT (SELECT count(*) FROM rfm.customer_segments WHERE segmentation = 'tiers')
      = (SELECT count(*) FROM (SELECT customer_id FROM mg_tx WHERE ordered_at >= '2025-01-01' AND ordered_at < '2026-01-01'
