@@ -458,15 +458,27 @@ fn clv_customers(fcinfo: pg_sys::FunctionCallInfo) {
             "horizon must be a finite number >= 0, got {horizon}"
         )));
     }
-    if horizon > MAX_HORIZON {
+    if horizon > clv::MAX_HORIZON {
         raise(RfmError::out_of_range(format!(
-            "horizon must be at most {MAX_HORIZON} time units, got {horizon}"
+            "horizon must be at most {} time units, got {horizon}",
+            clv::MAX_HORIZON
         )));
     }
     if !discount_rate.is_finite() || discount_rate <= -1.0 {
         raise(RfmError::invalid(format!(
             "discount_rate must be a finite number > -1, got {discount_rate}"
         )));
+    }
+    if !clv::discount_allowed(horizon, discount_rate) {
+        raise(
+            RfmError::invalid(format!(
+                "discount_rate is too close to -1 for a horizon of {horizon} time units, got {discount_rate}"
+            ))
+            .with_hint(format!(
+                "The discount factor (1 + discount_rate)^-horizon may be at most {:e}.",
+                clv::MAX_DISCOUNT_FACTOR
+            )),
+        );
     }
     let m = ClvModel::read(model).or_raise();
     let unit = m.info.config.unit_days as f64;
@@ -477,15 +489,13 @@ fn clv_customers(fcinfo: pg_sys::FunctionCallInfo) {
     let mut alive: Vec<Option<f64>> = vec![None; m.triples.len()];
     let mut curves: std::collections::HashMap<(u32, u32), (f64, f64)> = Default::default();
     let rows = m.rows(model).map(move |row| {
+        pgrx::check_for_interrupts!();
         let c = row.or_raise();
         let (t_x, t) = (c.t_x_days as f64 / unit, c.t_days as f64 / unit);
         let pa = *alive[c.triple].get_or_insert_with(|| clv::p_alive(&bg, c.x, t_x, t));
-        let (g, f) = *curves.entry((c.x, c.t_days)).or_insert_with(|| {
-            (
-                clv::alive_purchases(&bg, c.x, t, horizon),
-                clv::alive_clv_factor(&bg, c.x, t, horizon, discount_rate),
-            )
-        });
+        let (g, f) = *curves
+            .entry((c.x, c.t_days))
+            .or_insert_with(|| clv::alive_forecast(&bg, c.x, t, horizon, discount_rate));
         let (e, factor) = (g * pa, f * pa);
         let bad_spend = c.avg_spend.is_some_and(|m| m <= 0.0);
         let spend = gg
@@ -493,6 +503,10 @@ fn clv_customers(fcinfo: pg_sys::FunctionCallInfo) {
             .and_then(|g| clv::expected_avg_spend(&g, c.x, c.avg_spend.unwrap_or(0.0)));
         let flag: Option<String> =
             bad_spend.then(|| "repeat spend not positive: left out of the spend model".into());
+        let value = spend.map(|s| s * factor);
+        if value.is_some_and(|v| !v.is_finite()) {
+            raise(clv::clv_out_of_range(&c.key));
+        }
         [
             ServerText(c.key).into_datum(),
             (c.x as i64).into_datum(),
@@ -502,16 +516,13 @@ fn clv_customers(fcinfo: pg_sys::FunctionCallInfo) {
             pa.into_datum(),
             e.into_datum(),
             spend.into_datum(),
-            spend.map(|s| s * factor).into_datum(),
+            value.into_datum(),
             flag.into_datum(),
         ]
     });
     // SAFETY: the call of rfm.clv_customers, whose ten result columns are the datums above
     unsafe { crate::analyze::return_rows(fcinfo, rows, |r| r) };
 }
-
-/// The longest horizon `rfm.clv_customers` accepts (the CLV sums one term per unit).
-const MAX_HORIZON: f64 = 100_000.0;
 
 extension_sql_file!(
     "../sql/clv.sql",

@@ -14,10 +14,19 @@ mod primitives;
 mod schemes;
 mod text;
 
-/// Called once when the library is loaded: registers the settings.
+/// Called once when the library is loaded: registers the settings, and the check that the
+/// long loops of `rfm_core` call so that cancel and `statement_timeout` stop them.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     analyze::init_gucs();
+    rfm_core::interrupt::set_interrupt_check(check_for_interrupts);
+}
+
+/// CHECK_FOR_INTERRUPTS(): a pending cancel raises PostgreSQL's error, which pgrx turns into
+/// a panic that unwinds through `rfm_core` to the SQL function's boundary and is raised
+/// there.
+fn check_for_interrupts() {
+    pgrx::check_for_interrupts!();
 }
 
 extension_sql_file!(

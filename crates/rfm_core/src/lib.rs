@@ -8,6 +8,7 @@ pub mod changes;
 pub mod clv;
 pub mod codec;
 pub mod error;
+pub mod interrupt;
 pub mod numeric;
 pub mod quantile;
 pub mod rules;

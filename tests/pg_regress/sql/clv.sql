@@ -134,9 +134,55 @@ SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m)
 SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), 'NaN')$$);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), 1e9)$$);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), 52, -1)$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), 10000.5)$$);
+-- a discount rate so close to -1 that (1 + discount_rate)^-horizon would pass 1e300 within
+-- the horizon is refused, never an infinite clv; short of that, the clv is finite
+SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), 10000, -0.5)$$);
+SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_customers((SELECT m FROM clv_m), 52, -0.999999)$$);
+SELECT bool_and(clv >= 0 AND clv < 'Infinity') AS finite_with_a_negative_rate
+FROM rfm.clv_customers((SELECT m FROM clv_m), 52, -0.5);
+-- the longest horizon, every customer in full
+SELECT count(*) AS customers, bool_and(clv >= 0 AND clv < 'Infinity') AS clv_finite
+FROM rfm.clv_customers((SELECT m FROM clv_m), 10000, 0.001);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_parameters('\x01deadbeef'::rfm.clv_model)$$);
 SELECT rfm_test.error_of($$SELECT * FROM rfm.clv_fit_info(''::rfm.clv_model)$$);
 SELECT rfm_test.error_of($$SELECT count(*) FROM rfm.clv_customers(substring((SELECT m FROM clv_m) FROM 1 FOR 400)::rfm.clv_model, 52)$$);
 SELECT count(*) AS null_model_rows FROM rfm.clv_customers(NULL, 52);
 SELECT count(*) AS null_horizon_rows FROM rfm.clv_customers((SELECT m FROM clv_m), NULL);
 DROP TABLE clv_m, clv_tx;
+
+-- cancel and statement_timeout stop a long forecast within a second (SPEC §11): 60 000
+-- customers, each with its own (x, T), forecast over 10 000 days (several seconds of work
+-- in a release build, far more in a debug one)
+CREATE TABLE clv_long AS
+WITH c AS (
+    SELECT c, c % 10000 AS big_t, least((c / 10000) % 6, c % 10000) AS x
+    FROM generate_series(0, 59999) c),
+cx AS (
+    SELECT c, big_t, x, CASE WHEN x = 0 THEN 0 ELSE x + (c * 7919) % (big_t - x + 1) END AS t_x
+    FROM c)
+SELECT c AS customer_id,
+       (date '2024-12-31' - big_t + CASE WHEN k = 0 THEN 0 ELSE (k * t_x) / x END)::timestamptz AS ordered_at,
+       10::numeric AS amount
+FROM cx, generate_series(0, x) k;
+CREATE TABLE clv_long_m AS
+SELECT rfm.clv_fit(customer_id, ordered_at, amount,
+                   '{"as_of": "2024-12-31", "time_unit": "day", "penalizer": 0.01, "spend_model": null}') AS m
+FROM clv_long;
+SELECT customers FROM rfm.clv_fit_info((SELECT m FROM clv_long_m));
+-- query_canceled is caught only by name (WHEN OTHERS leaves it out)
+CREATE FUNCTION rfm_test.cancelled(query text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE query;
+    RETURN 'no error';
+EXCEPTION WHEN query_canceled THEN
+    RETURN SQLSTATE || ': ' || SQLERRM || ', within a second: ' || (clock_timestamp() - started < interval '2 s');
+END
+$$;
+SET statement_timeout = '1s';
+SELECT rfm_test.cancelled($$SELECT count(*) FROM rfm.clv_customers((SELECT m FROM clv_long_m), 10000, 0.001)$$) AS cancelled;
+RESET statement_timeout;
+DROP FUNCTION rfm_test.cancelled(text);
+DROP TABLE clv_long, clv_long_m;

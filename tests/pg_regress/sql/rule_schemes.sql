@@ -300,6 +300,8 @@ WHERE customer_key::bigint > 10000 ORDER BY 1;
 -- other settings: months, two years ahead; serial and parallel agree
 SELECT rfm.check_options('{"scheme": "churn_watch", "clv": {"time_unit": "month", "horizon": 24}}') -> 'clv' AS clv_options;
 SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"horizon": -1}}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"horizon": 20000}}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"horizon": 520, "discount_rate": -0.9}}')$$);
 SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"unit": "week"}}')$$);
 SELECT rfm_test.error_of($$SELECT rfm.check_options('{"clv": {"time_unit": "year"}}')$$);
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;

@@ -63,7 +63,7 @@ impl Default for ClvOptions {
 
 impl ClvOptions {
     /// The most time units `horizon` may be (the CLV sums one term per unit).
-    pub const MAX_HORIZON: f64 = 100_000.0;
+    pub const MAX_HORIZON: f64 = crate::clv::MAX_HORIZON;
 
     pub fn validate(&self) -> Result<()> {
         if !(self.horizon.is_finite() && (0.0..=Self::MAX_HORIZON).contains(&self.horizon)) {
@@ -77,6 +77,16 @@ impl ClvOptions {
             return Err(RfmError::invalid(format!(
                 "option \"clv.discount_rate\" must be greater than -1, got {}",
                 self.discount_rate
+            )));
+        }
+        if !crate::clv::discount_allowed(self.horizon, self.discount_rate) {
+            return Err(RfmError::invalid(format!(
+                "option \"clv.discount_rate\" is too close to -1 for a horizon of {} time units, got {}",
+                self.horizon, self.discount_rate
+            ))
+            .with_hint(format!(
+                "The discount factor (1 + discount_rate)^-horizon may be at most {:e}.",
+                crate::clv::MAX_DISCOUNT_FACTOR
             )));
         }
         if !(self.penalizer.is_finite() && self.penalizer >= 0.0) {
@@ -370,6 +380,10 @@ impl Config {
             }),
             _ => return None,
         };
+        // the horizon and discount bound the work of the final function: never taken unchecked
+        if let Some(c) = &clv {
+            c.validate().ok()?;
+        }
         Some(Config {
             as_of,
             as_of_default,
@@ -393,6 +407,28 @@ impl Config {
 mod tests {
     use super::*;
     use crate::analysis::testing::config;
+
+    #[test]
+    fn clv_horizons_and_discount_rates_are_bounded() {
+        let ok = ClvOptions::default();
+        assert!(ok.validate().is_ok());
+        let at = |horizon: f64, discount_rate: f64| ClvOptions {
+            horizon,
+            discount_rate,
+            ..ClvOptions::default()
+        };
+        assert!(at(ClvOptions::MAX_HORIZON, 0.001).validate().is_ok());
+        let e = at(ClvOptions::MAX_HORIZON + 1.0, 0.0)
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::OutOfRange);
+        assert!(e.message.contains("\"clv.horizon\""), "{}", e.message);
+        // (1 + d)^-horizon would pass 1e300: refused, naming the option
+        let e = at(520.0, -0.9).validate().unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::InvalidParameter);
+        assert!(e.message.contains("\"clv.discount_rate\""), "{}", e.message);
+        assert!(at(52.0, -0.9).validate().is_ok());
+    }
 
     #[test]
     fn schemes_need_five_buckets_and_fixed_needs_thresholds() {

@@ -20,6 +20,7 @@ pub fn clv_metrics(model: &[u8], o: &ClvOptions) -> Result<ClvLookup> {
     let mut factors: HashMap<(u32, u32), f64> = HashMap::new();
     let mut out = HashMap::new();
     for row in m.rows(model) {
+        crate::interrupt::check_interrupts();
         let c = row?;
         let (t_x, t) = (c.t_x_days as f64 / unit, c.t_days as f64 / unit);
         let pa = *alive[c.triple].get_or_insert_with(|| clv::p_alive(&bg, c.x, t_x, t));
@@ -31,7 +32,11 @@ pub fn clv_metrics(model: &[u8], o: &ClvOptions) -> Result<ClvLookup> {
         let spend = gg
             .filter(|_| !bad_spend)
             .and_then(|g| clv::expected_avg_spend(&g, c.x, c.avg_spend.unwrap_or(0.0)));
-        out.insert(c.key, (pa, spend.map(|s| s * factor)));
+        let clv = spend.map(|s| s * factor);
+        if clv.is_some_and(|v| !v.is_finite()) {
+            return Err(clv::clv_out_of_range(&c.key));
+        }
+        out.insert(c.key, (pa, clv));
     }
     Ok(out)
 }

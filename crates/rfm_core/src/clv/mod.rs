@@ -16,7 +16,9 @@ mod value;
 
 pub use model::{fit_bgnbd, fit_gamma_gamma, BgNbd, Fit, GammaGamma, Triple};
 pub use predict::{
-    alive_clv_factor, alive_purchases, clv_factor, expected_avg_spend, expected_purchases, p_alive,
+    alive_clv_factor, alive_forecast, alive_purchases, clv_factor, clv_out_of_range,
+    discount_allowed, expected_avg_spend, expected_purchases, p_alive, MAX_DISCOUNT_FACTOR,
+    MAX_HORIZON,
 };
 pub use summary::{CustomerSummary, KeyValue, LocalDays, Summary};
 pub use value::{fit, ClvCustomerRow, ClvModel, ClvRows, FitInfo, SpendFit};

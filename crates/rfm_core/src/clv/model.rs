@@ -293,6 +293,8 @@ impl<'a, const N: usize> Objective<'a, N> {
     }
 
     fn eval_uncached(&self, theta: &[f64]) -> (f64, [f64; N]) {
+        // one pass over the customers: a fit makes hundreds, each up to a few hundred ms
+        crate::interrupt::check_interrupts();
         self.evals.set(self.evals.get() + 1);
         let mut p = [0.0; N];
         for i in 0..N {
