@@ -203,6 +203,7 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         let day = s.days.day_of(ts, local_midnight).or_raise();
         let text_key;
         let key = if s.summary.text_keys() {
+            crate::analyze::check_key_size(key);
             text_key = text::to_utf8(varlena_bytes(key));
             Key::Text(&text_key)
         } else {

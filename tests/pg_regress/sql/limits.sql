@@ -22,6 +22,7 @@ DELETE FROM lim_tx WHERE length(customer_id) > 100;
 INSERT INTO lim_tx SELECT repeat(chr(65 + g % 26), 1000000), '2025-12-03', 1 FROM generate_series(1, 50) g;
 SELECT pg_column_size(customer_id) < 100000 AS stored_compressed FROM lim_tx WHERE length(customer_id) > 100 LIMIT 1;
 SELECT rfm_test.error_of($$SELECT rfm.analyze(customer_id, ordered_at, amount, '{"as_of": "2025-12-31"}') FROM lim_tx$$);
+SELECT rfm_test.error_of($$SELECT rfm.clv_fit(customer_id, ordered_at, amount, '{"as_of": "2025-12-31"}') FROM lim_tx$$);
 SELECT rfm_test.error_of($$SET rfm.max_key_bytes = 2000000$$);
 -- a scheme document over rfm.max_scheme_bytes: 54000 before it is read; under it, saved
 WITH rule AS (
