@@ -47,7 +47,12 @@ doc = "<!-- generated from docs/reference.src.md by scripts/docs.py; edit that f
     re.sub(r"```sql\n(.*?)```", fill, src, flags=re.S)
 target = f"{root}/docs/reference.md"
 if check:
-    if open(target).read() != doc:
+    have = open(target).read()
+    if have != doc:
+        import difflib
+        sys.stderr.writelines(list(difflib.unified_diff(
+            have.splitlines(keepends=True), doc.splitlines(keepends=True),
+            "docs/reference.md", "what the examples print now"))[:80])
         sys.exit("docs/reference.md is out of date: run python3 scripts/docs.py")
     print("docs/reference.md is up to date")
 else:
