@@ -145,6 +145,44 @@ pub(crate) fn option_error(key: &str, what: &str) -> RfmError {
     RfmError::invalid(format!("option \"{key}\" {what}"))
 }
 
+/// PostgreSQL's earliest and latest timestamps (MIN_TIMESTAMP, END_TIMESTAMP), and a day.
+const FIRST_TIMESTAMP: i64 = -211_813_488_000_000_000;
+const LAST_TIMESTAMP: i64 = 9_223_371_331_200_000_000;
+const USECS_PER_DAY: i64 = 86_400_000_000;
+
+/// Runs a conversion of an option's text by PostgreSQL's own input functions; an error they
+/// raise (an interval field out of range, a date out of range) becomes 22023 naming the
+/// option, with PostgreSQL's message. The statement fails either way: nothing goes on after
+/// the caught error but raising another.
+fn naming_option<T>(key: &str, f: impl FnOnce() -> T) -> T {
+    let key = key.to_string();
+    pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_others(move |e| {
+            use pgrx::PgSqlErrorCode::*;
+            // only the input functions' data errors: anything else (a cancel) goes on as it is
+            let what = match &e {
+                pgrx::pg_sys::panic::CaughtError::PostgresError(r)
+                    if matches!(
+                        r.sql_error_code(),
+                        ERRCODE_DATETIME_FIELD_OVERFLOW
+                            | ERRCODE_INTERVAL_FIELD_OVERFLOW
+                            | ERRCODE_INVALID_DATETIME_FORMAT
+                            | ERRCODE_INVALID_TEXT_REPRESENTATION
+                            | ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE
+                    ) =>
+                {
+                    Some(r.message().to_string())
+                }
+                _ => None,
+            };
+            match what {
+                Some(what) => raise(option_error(&key, &format!("is not valid: {what}"))),
+                None => e.rethrow(),
+            }
+        })
+        .execute()
+}
+
 pub(crate) fn options_differ() -> RfmError {
     RfmError::invalid("options must be the same for every row")
         .with_hint("Pass the options as a constant, or compute them once, for example in a CTE.")
@@ -282,13 +320,14 @@ fn parse_options(options: Value) -> Config {
     let as_of = match &as_of_given {
         // a bare date means the end of that day: orders placed on it count (SPEC §2)
         Some(s) if is_bare_date(s) => end_of_day(s),
-        Some(s) => s.parse::<TimestampWithTimeZone>().unwrap_or_else(|_| {
-            raise(
-                option_error("as_of", &format!("is not a timestamp: \"{s}\"")).with_hint(
-                    "Write an ISO 8601 date or timestamp: \"2025-12-31\" (the end of that day) or \"2025-12-31 18:00+01\".",
-                ),
-            )
-        }),
+        Some(s) => naming_option("as_of", || s.parse::<TimestampWithTimeZone>().ok())
+            .unwrap_or_else(|| {
+                raise(
+                    option_error("as_of", &format!("is not a timestamp: \"{s}\"")).with_hint(
+                        "Write an ISO 8601 date or timestamp: \"2025-12-31\" (the end of that day) or \"2025-12-31 18:00+01\".",
+                    ),
+                )
+            }),
         None => unsafe {
             TimestampWithTimeZone::try_from(pg_sys::GetCurrentTransactionStartTimestamp())
                 .unwrap_or_else(|_| raise(option_error("as_of", "is out of range")))
@@ -303,20 +342,38 @@ fn parse_options(options: Value) -> Config {
     } else {
         text_opt("period").unwrap_or_else(|| "12 months".to_string())
     };
-    let period = period_text.parse::<Interval>().unwrap_or_else(|_| {
-        raise(
-            option_error("period", &format!("is not an interval: \"{period_text}\""))
-                .with_hint("For example \"12 months\", \"90 days\" or \"2 years\"."),
-        )
-    });
-    let start: TimestampWithTimeZone = unsafe {
+    let period =
+        naming_option("period", || period_text.parse::<Interval>().ok()).unwrap_or_else(|| {
+            raise(
+                option_error("period", &format!("is not an interval: \"{period_text}\""))
+                    .with_hint("For example \"12 months\", \"90 days\" or \"2 years\"."),
+            )
+        });
+    let start: TimestampWithTimeZone = naming_option("period", || unsafe {
         direct_function_call(
             pg_sys::timestamptz_mi_interval,
             &[as_of.into_datum(), period.into_datum()],
         )
-    }
+    })
     .unwrap_or_else(|| raise(option_error("period", "is out of range")));
     let window_start: i64 = start.into_inner();
+    // the analysis reads the local day before its window and the day after as_of: both must
+    // be days PostgreSQL knows (4714-11-24 BC to 5874897 AD, timestamps to 294276 AD)
+    if window_start < FIRST_TIMESTAMP + 3 * USECS_PER_DAY {
+        raise(
+            option_error(
+                "as_of",
+                "is too early for its period: the window would start before 4714-11-27 BC, three days after the first day PostgreSQL knows",
+            )
+            .with_hint("Choose a later as_of or a shorter period."),
+        );
+    }
+    if as_of_raw > LAST_TIMESTAMP - 3 * USECS_PER_DAY {
+        raise(option_error(
+            "as_of",
+            "is too late: it must be at most 294276-12-29 AD",
+        ));
+    }
     if window_start >= as_of_raw {
         raise(option_error(
             "period",

@@ -183,6 +183,17 @@ pub unsafe fn jsonb_value(d: pg_sys::Datum) -> Value {
         ))
     });
     serde_json::from_str(text).unwrap_or_else(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            raise(
+                RfmError::new(
+                    ErrorKind::ProgramLimit,
+                    "a JSON document (options or a scheme) is nested more than 128 levels deep",
+                )
+                .with_hint(
+                    "Options and scheme documents need only a few levels; flatten the document.",
+                ),
+            );
+        }
         raise(RfmError::new(
             ErrorKind::InvalidText,
             format!("options are not valid JSON: {e}"),

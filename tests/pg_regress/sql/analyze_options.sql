@@ -86,4 +86,19 @@ SELECT rfm_test.error_of($$SELECT rfm.check_options('{"period": "137 years"}')$$
 SELECT (rfm.check_options('{"period": "136 years"}') ->> 'period') AS longest_period;
 SELECT rfm_test.error_of($$SELECT rfm.analyze(c, t, a) OVER () FROM ed$$);
 SELECT rfm_test.error_of($$SET rfm.max_customers = 30000000$$);
+-- rfm.check_options and rfm.analyze refuse the same documents, with the same SQLSTATE and a
+-- message naming the key (before: a far-past as_of passed check_options and failed in
+-- rfm.analyze with 22008 naming no option; a date as the period was 22015 without the key;
+-- a deeply nested document said "recursion limit exceeded")
+SELECT left(d, 50) AS options,
+       rfm_test.error_of(format('SELECT rfm.check_options(%L)', d)) AS check_options,
+       rfm_test.error_of(format('SELECT rfm.analyze(c, t, a, %L) FROM ed', d))
+       = rfm_test.error_of(format('SELECT rfm.check_options(%L)', d)) AS analyze_says_the_same
+FROM unnest(ARRAY['{"as_of": "4713-11-24 BC"}', '{"as_of": "4713-12-20 BC", "period": "1 month"}',
+                  '{"as_of": "294276-12-30"}', '{"period": "2025-12-31"}', '{"period": "1000000000 years"}',
+                  '{"as_of": "2025-02-30"}', '{"as_of": "tomorrow-ish"}', '{"year": 0}', '{"year": 2025, "period": "1 month"}',
+                  '{"thresholds": ' || repeat('[', 200) || repeat(']', 200) || '}']) d;
+SELECT (rfm.check_options('{"year": 2024}') ->> 'period') AS year_period,
+       (rfm.check_options('{"year": 2024}') ->> 'as_of')::timestamptz
+     = (SELECT (rfm.check_options('{"as_of": "2024-12-31"}') ->> 'as_of')::timestamptz) AS year_is_the_end_of_december_31;
 DROP TABLE ed;
