@@ -9,7 +9,8 @@
 #      exactly tests/pg_regress/expected/NAME.out (setup.sql first, then the rest by name)
 #   7. integration tests (tests/integration/run.sh): NOTIFY, concurrent refresh and read,
 #      pg_cron scheduling, and that docs/reference.md matches what its examples print
-#   8. tests/integration/latin1.sh: everything in a LATIN1 database
+#   8. tests/integration/latin1.sh and sql_ascii.sh: everything in a LATIN1 database, and keys
+#      byte for byte in a SQL_ASCII one
 #   9. tests/clv/run.sh: rfm.clv_fit on the CDNOW data against the published estimates and
 #      lifetimes (a virtualenv under target/ with pinned packages from PyPI)
 # and closes with one line "N passed, 0 failed" (the sum over every suite).
@@ -129,6 +130,12 @@ latin1_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/latin1
 [ -n "$latin1_passed" ] || { echo "test: LATIN1 tests did not report" >&2; exit 1; }
 took "LATIN1 tests"
 
+step "SQL_ASCII database (tests/integration/sql_ascii.sh)"
+bash tests/integration/sql_ascii.sh 2>&1 | tee "$logs/sql_ascii.log"
+sql_ascii_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/sql_ascii.log")
+[ -n "$sql_ascii_passed" ] || { echo "test: SQL_ASCII tests did not report" >&2; exit 1; }
+took "SQL_ASCII tests"
+
 step "CLV against the published estimates and lifetimes (tests/clv/run.sh)"
 bash tests/clv/run.sh 2>&1 | tee "$logs/clv.log"
 clv_passed=$(sed -n 's/^\([0-9][0-9]*\) passed, 0 failed$/\1/p' "$logs/clv.log")
@@ -137,5 +144,5 @@ took "CLV tests"
 
 echo
 echo "==> test: all checks passed in $((SECONDS - started)) s" \
-  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed, integration: $integration_passed, LATIN1: $latin1_passed, CLV: $clv_passed)"
-echo "$((core_passed + pg_passed + regress_passed + integration_passed + latin1_passed + clv_passed)) passed, 0 failed"
+  "(rfm_core: $core_passed, pg tests: $pg_passed, SQL: $regress_passed, integration: $integration_passed, LATIN1: $latin1_passed, SQL_ASCII: $sql_ascii_passed, CLV: $clv_passed)"
+echo "$((core_passed + pg_passed + regress_passed + integration_passed + latin1_passed + sql_ascii_passed + clv_passed)) passed, 0 failed"

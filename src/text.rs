@@ -2,8 +2,10 @@
 //! computes (options, tier names, customer keys in an `rfm.analysis` value) is UTF-8; text
 //! is converted from the server encoding where it comes in and back where it goes out, so a
 //! LATIN1 (or any other) database round-trips its characters exactly. In a UTF-8 database
-//! both conversions are no-ops. A `SQL_ASCII` database declares no encoding: its bytes are
-//! kept as they are (and shown as UTF-8 where a Rust caller reads them as text).
+//! both conversions are no-ops. A `SQL_ASCII` database declares no encoding: text that is
+//! valid UTF-8 is kept as it is, and every other byte `b` stands for the private-use
+//! character U+10FF00 + `b` while the extension holds it (and is that byte again where it
+//! goes out), so keys come back byte for byte and two keys never collapse into one.
 //!
 //! pgrx's own `String`/`&str`/`JsonB` conversions assume a UTF-8 database (they panic on
 //! other bytes), so every text argument or result that may hold non-ASCII text goes through
@@ -12,24 +14,38 @@
 use crate::errors::raise;
 use pgrx::prelude::*;
 use pgrx::{FromDatum, IntoDatum};
+use rfm_core::raw_text::{raw_to_utf8, utf8_to_raw};
 use rfm_core::{ErrorKind, RfmError};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::ffi::{c_char, CStr, CString};
 
 const UTF8: i32 = pg_sys::pg_enc::PG_UTF8 as i32;
+const SQL_ASCII: i32 = pg_sys::pg_enc::PG_SQL_ASCII as i32;
 
 /// Whether text needs converting between the server encoding and UTF-8.
 fn converting() -> bool {
     let e = unsafe { pg_sys::GetDatabaseEncoding() };
-    e != UTF8 && e != pg_sys::pg_enc::PG_SQL_ASCII as i32
+    e != UTF8 && e != SQL_ASCII
+}
+
+/// Whether the database is SQL_ASCII (bytes of no declared encoding: [`raw_to_utf8`]).
+fn sql_ascii() -> bool {
+    unsafe { pg_sys::GetDatabaseEncoding() == SQL_ASCII }
 }
 
 /// Server-encoded bytes as UTF-8 (borrowed when nothing needs converting). A character
 /// UTF-8 cannot hold is an error of PostgreSQL's own (22P05), never a panic.
 pub fn to_utf8(bytes: &[u8]) -> Cow<'_, [u8]> {
-    if bytes.is_ascii() || !converting() {
+    if bytes.is_ascii() {
         return Cow::Borrowed(bytes);
+    }
+    if !converting() {
+        return if sql_ascii() {
+            raw_to_utf8(bytes)
+        } else {
+            Cow::Borrowed(bytes)
+        };
     }
     // SAFETY: PostgreSQL reads `len` bytes and returns either its argument or a palloc'd,
     // NUL-terminated conversion (an error is raised as a PostgreSQL ERROR).
@@ -49,8 +65,15 @@ pub fn to_utf8(bytes: &[u8]) -> Cow<'_, [u8]> {
 /// PostgreSQL's error 22P05).
 pub fn to_server(s: &str) -> Cow<'_, [u8]> {
     let bytes = s.as_bytes();
-    if bytes.is_ascii() || !converting() {
+    if bytes.is_ascii() {
         return Cow::Borrowed(bytes);
+    }
+    if !converting() {
+        return if sql_ascii() {
+            utf8_to_raw(s)
+        } else {
+            Cow::Borrowed(bytes)
+        };
     }
     // SAFETY: as in `to_utf8`.
     unsafe {
@@ -117,7 +140,7 @@ impl FromDatum for ServerText {
             return None;
         }
         let utf8 = to_utf8(varlena_bytes(datum));
-        // lossy only in a SQL_ASCII database holding bytes that are not UTF-8
+        // UTF-8 by construction (to_utf8 keeps a SQL_ASCII database's other bytes apart)
         Some(ServerText(String::from_utf8_lossy(&utf8).into_owned()))
     }
 }

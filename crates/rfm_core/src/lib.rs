@@ -11,6 +11,7 @@ pub mod error;
 pub mod interrupt;
 pub mod numeric;
 pub mod quantile;
+pub mod raw_text;
 pub mod rules;
 pub mod scheme;
 pub mod score;
