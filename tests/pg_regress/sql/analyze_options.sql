@@ -98,6 +98,45 @@ FROM unnest(ARRAY['{"as_of": "4713-11-24 BC"}', '{"as_of": "4713-12-20 BC", "per
                   '{"as_of": "294276-12-30"}', '{"period": "2025-12-31"}', '{"period": "1000000000 years"}',
                   '{"as_of": "2025-02-30"}', '{"as_of": "tomorrow-ish"}', '{"year": 0}', '{"year": 2025, "period": "1 month"}',
                   '{"thresholds": ' || repeat('[', 200) || repeat(']', 200) || '}']) d;
+-- the same, for 400 documents drawn at random from good and bad keys and values: both
+-- functions accept or refuse each one alike (seeded, so the drawn documents are the same
+-- every run)
+SELECT setseed(0.2024);
+CREATE TEMP TABLE drawn AS
+WITH pool(k, v) AS (VALUES
+    ('as_of', '"2025-12-31"'), ('as_of', '"2025-12-31 18:00+01"'), ('as_of', '"never"'), ('as_of', '3'),
+    ('as_of', '"4713-11-24 BC"'), ('period', '"12 months"'), ('period', '"90 days"'), ('period', '"-1 day"'),
+    ('period', '"2025-12-31"'), ('period', '"137 years"'), ('year', '2024'), ('year', '0'), ('year', '"2024"'),
+    ('buckets', '5'), ('buckets', '4'), ('buckets', '1'), ('buckets', '1e400'), ('buckets', '2.5'),
+    ('scheme', '"standard"'), ('scheme', 'null'), ('scheme', '"rf10"'), ('scheme', '"nope"'),
+    ('method', '"ntile"'), ('method', '"quantile"'), ('method', '"magic"'),
+    ('abc_shares', '[0.8, 0.15, 0.05]'), ('abc_shares', '[0.5, 0.6]'), ('abc_shares', '[]'),
+    ('abc_names', '["A", "B", "C"]'), ('abc_names', '["A"]'), ('abc_min_sales', '100'), ('abc_min_sales', '-1'),
+    ('keep_excluded', 'true'), ('keep_excluded', '"yes"'), ('metrics', 'false'), ('metrics', '1'),
+    ('colour', '"red"'), ('preiod', '"1 year"')),
+draws AS (
+    SELECT d, (SELECT jsonb_object_agg(k, v::jsonb) FROM (
+                   SELECT DISTINCT ON (k) k, v FROM pool
+                   WHERE random() < 0.12 + 0 * d ORDER BY k, random()) x) AS doc
+    FROM generate_series(1, 400) d)
+SELECT d, coalesce(doc, '{}') AS doc FROM draws;
+SELECT count(*) AS documents,
+       count(*) FILTER (WHERE c = 'no error') AS accepted,
+       count(*) FILTER (WHERE c <> 'no error') AS refused,
+       count(*) FILTER (WHERE c <> a) AS disagreeing,
+       count(*) FILTER (WHERE c <> 'no error' AND c !~ '(as_of|period|year|buckets|scheme|method|thresholds|abc_shares|abc_names|abc_min_sales|keep_excluded|metrics|clv|unknown option)') AS refused_without_naming_a_key
+FROM (SELECT rfm_test.error_of(format('SELECT rfm.check_options(%L)', doc)) AS c,
+             rfm_test.error_of(format('SELECT rfm.analyze(c, t, a, %L) FROM ed', doc)) AS a
+      FROM drawn) r;
+SELECT doc, c, a FROM (
+    SELECT doc, rfm_test.error_of(format('SELECT rfm.check_options(%L)', doc)) AS c,
+           rfm_test.error_of(format('SELECT rfm.analyze(c, t, a, %L) FROM ed', doc)) AS a
+    FROM drawn) r
+WHERE c <> a ORDER BY 1 LIMIT 5;
+SELECT DISTINCT left(c, 120) AS refusals_without_a_key_name FROM (
+    SELECT rfm_test.error_of(format('SELECT rfm.check_options(%L)', doc)) AS c FROM drawn) r
+WHERE c <> 'no error' AND c !~ '(as_of|period|year|buckets|scheme|method|thresholds|abc_shares|abc_names|abc_min_sales|keep_excluded|metrics|clv|unknown option)' ORDER BY 1;
+DROP TABLE drawn;
 SELECT (rfm.check_options('{"year": 2024}') ->> 'period') AS year_period,
        (rfm.check_options('{"year": 2024}') ->> 'as_of')::timestamptz
      = (SELECT (rfm.check_options('{"as_of": "2024-12-31"}') ->> 'as_of')::timestamptz) AS year_is_the_end_of_december_31;
