@@ -16,11 +16,13 @@ use rfm_core::codec::Reader;
 use rfm_core::scheme::Segmenter;
 use rfm_core::{abc, numeric, quantile, scheme, ErrorKind, RfmError};
 use serde_json::Value;
+use std::ffi::CString;
 
-const OPTION_KEYS: [&str; 13] = [
+const OPTION_KEYS: [&str; 14] = [
     "as_of",
     "period",
     "year",
+    "time_zone",
     "buckets",
     "scheme",
     "method",
@@ -102,6 +104,8 @@ unsafe fn may_hand_over(fcinfo: pg_sys::FunctionCallInfo) -> bool {
 pub struct ClvPart {
     summary: clv::Summary,
     days: clv::LocalDays,
+    /// The time zone of the purchase days (the option `time_zone`; null: the session's).
+    zone: *mut pg_sys::pg_tz,
 }
 
 impl ClvPart {
@@ -122,8 +126,82 @@ impl ClvPart {
         Some(ClvPart {
             summary,
             days: clv::LocalDays::new(),
+            zone: std::ptr::null_mut(),
         })
     }
+}
+
+/// The zone of the option `time_zone` (PostgreSQL's own zone data), null when the option is
+/// absent (the session's zone), or 22023.
+fn option_zone(obj: &serde_json::Map<String, Value>) -> *mut pg_sys::pg_tz {
+    match obj.get("time_zone") {
+        None | Some(Value::Null) => std::ptr::null_mut(),
+        Some(Value::String(name)) => {
+            let unknown = || {
+                option_error(
+                    "time_zone",
+                    &format!("is not a time zone PostgreSQL knows: {}", rfm_core::shown(name)),
+                )
+                .with_hint("Use an IANA name such as \"Europe/Berlin\" (SELECT name FROM pg_timezone_names lists them).")
+            };
+            let c = CString::new(text::to_server(name).into_owned())
+                .unwrap_or_else(|_| raise(unknown()));
+            // SAFETY: pg_tzset reads a NUL-terminated name and returns a zone PostgreSQL
+            // keeps for the life of the process, or NULL
+            let zone = unsafe { pg_sys::pg_tzset(c.as_ptr()) };
+            if zone.is_null() {
+                raise(unknown());
+            }
+            zone
+        }
+        Some(other) => raise(option_error(
+            "time_zone",
+            &format!("must be a time zone name, got {other}"),
+        )),
+    }
+}
+
+/// The options of a state, read back from their jsonb bytes (empty: no options).
+fn options_value(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Object(Default::default());
+    }
+    // SAFETY: the bytes are the data of a jsonb datum (varlena_bytes of the options
+    // argument); they are copied behind a new 4-byte header into a palloc'd varlena
+    unsafe {
+        let len = bytes.len() + pg_sys::VARHDRSZ;
+        let p = pg_sys::palloc(len) as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(pg_sys::VARHDRSZ), bytes.len());
+        pgrx::set_varsize_4b(p as *mut pg_sys::varlena, len as i32);
+        jsonb_value(pg_sys::Datum::from(p))
+    }
+}
+
+/// Runs `f` with PostgreSQL's session time zone set to `zone` (when not null) and restored
+/// afterwards, also when `f` fails: every conversion between timestamps and days in `f`
+/// (a timestamp's date, a date's midnight, timestamp input) then happens in `zone` (SPEC §2,
+/// the option `time_zone`). It sets the process's `session_timezone`, not the TimeZone
+/// setting: nothing a parallel worker may not change, and nothing that outlives `f`.
+pub(crate) fn in_zone<T>(zone: *mut pg_sys::pg_tz, f: impl FnOnce() -> T) -> T {
+    if zone.is_null() {
+        return f();
+    }
+    struct Restore(*mut pg_sys::pg_tz);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: puts back the pointer read below (a zone PostgreSQL keeps)
+            unsafe { pg_sys::session_timezone = self.0 };
+        }
+    }
+    // SAFETY: a backend-global pointer, read and replaced by a zone from pg_tzset; the
+    // guard restores it when `f` returns or unwinds (a PostgreSQL error inside `f` becomes a
+    // Rust panic in pgrx, so the guard runs before the error goes on)
+    let _restore = unsafe {
+        let prev = pg_sys::session_timezone;
+        pg_sys::session_timezone = zone;
+        Restore(prev)
+    };
+    f()
 }
 
 /// The first instant of local day `d` (days since 2000-01-01) in the session time zone.
@@ -272,6 +350,13 @@ fn parse_options(options: Value) -> Config {
             "options must be a JSON object, got {options}"
         ))),
     };
+    let zone = option_zone(obj);
+    in_zone(zone, || parse_options_in_zone(obj))
+}
+
+/// [`parse_options`] in the time zone of the options (a bare-date `as_of` is the end of
+/// that day there).
+fn parse_options_in_zone(obj: &serde_json::Map<String, Value>) -> Config {
     for k in obj.keys() {
         if !OPTION_KEYS.contains(&k.as_str()) {
             // the nearest valid key, when one is close: a typo or a near-synonym
@@ -769,6 +854,7 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             let key_type = pg_sys::get_fn_expr_argtype(flinfo, 1);
             let amount_type = pg_sys::get_fn_expr_argtype(flinfo, 3);
             let json = options.map_or(Value::Object(Default::default()), |d| jsonb_value(d));
+            let zone = json.as_object().map_or(std::ptr::null_mut(), option_zone);
             let config = parse_options(json);
             let mut new_state = State::new(
                 config,
@@ -776,7 +862,10 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 amount_type == pg_sys::NUMERICOID,
             );
             new_state.max_customers = max_customers();
-            let clv = ClvPart::new(&new_state.config, new_state.text_keys());
+            let clv = in_zone(zone, || {
+                ClvPart::new(&new_state.config, new_state.text_keys())
+            })
+            .map(|c| ClvPart { zone, ..c });
             let s = AnalyzeState {
                 state: new_state,
                 options_bytes: options_bytes.to_vec(),
@@ -846,7 +935,11 @@ fn analyze_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             };
             // returns and rows after as_of are not part of the models (SPEC §12)
             if v >= 0.0 && ts <= c.summary.config.as_of {
-                let day = c.days.day_of(ts, local_midnight).or_raise();
+                let zone = c.zone;
+                let day = c
+                    .days
+                    .day_of(ts, |d| in_zone(zone, || local_midnight(d)))
+                    .or_raise();
                 c.summary.add(key, day, v).or_raise();
             }
         }
@@ -1020,6 +1113,8 @@ fn analyze_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 Some(ClvPart {
                     summary,
                     days: clv::LocalDays::new(),
+                    // a deserialized state takes no rows: its zone is never read
+                    zone: std::ptr::null_mut(),
                 })
             }
             _ => raise(corrupt()),
@@ -1071,7 +1166,13 @@ fn analyze_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
         let mut state = Internal::from(arg(fcinfo, 0));
         let s = state.get_mut::<AnalyzeState>()?;
         s.state.flush().or_raise();
-        let days = days_for(&s.state.config, s.state.oldest_purchase());
+        let options = options_value(&s.options_bytes);
+        let zone = options
+            .as_object()
+            .map_or(std::ptr::null_mut(), option_zone);
+        let days = in_zone(zone, || {
+            days_for(&s.state.config, s.state.oldest_purchase())
+        });
         notices(&s.state, &days);
         let customers = s.state.len();
         let (bytes_now, bytes_peak) = (s.state.memory_bytes(), s.state.peak_bytes());
@@ -1449,12 +1550,21 @@ pub(crate) fn check_options(options: default!(Option<Jsonb>, "'{}'")) -> Jsonb {
             "argument \"options\" of rfm.check_options must not be NULL",
         ));
     };
+    let time_zone = match options.0.get("time_zone") {
+        Some(Value::String(z)) => z.clone(),
+        // SAFETY: GetConfigOption returns the setting's current value as a C string
+        _ => unsafe {
+            let v = pg_sys::GetConfigOption(c"TimeZone".as_ptr(), false, false);
+            std::ffi::CStr::from_ptr(v).to_string_lossy().into_owned()
+        },
+    };
     let c = parse_options(options.0);
     let as_of = TimestampWithTimeZone::try_from(c.as_of)
         .unwrap_or_else(|_| raise(RfmError::out_of_range("as_of out of range")));
     let mut out = serde_json::Map::new();
     out.insert("as_of".into(), Value::String(as_of.to_iso_string()));
     out.insert("period".into(), Value::String(c.period.clone()));
+    out.insert("time_zone".into(), Value::String(time_zone));
     out.insert("buckets".into(), Value::from(c.buckets));
     out.insert(
         "scheme".into(),
