@@ -133,7 +133,7 @@ impl ClvPart {
 
 /// The zone of the option `time_zone` (PostgreSQL's own zone data), null when the option is
 /// absent (the session's zone), or 22023.
-fn option_zone(obj: &serde_json::Map<String, Value>) -> *mut pg_sys::pg_tz {
+pub(crate) fn option_zone(obj: &serde_json::Map<String, Value>) -> *mut pg_sys::pg_tz {
     match obj.get("time_zone") {
         None | Some(Value::Null) => std::ptr::null_mut(),
         Some(Value::String(name)) => {

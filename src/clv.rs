@@ -20,7 +20,13 @@ use serde_json::Value;
 /// Powers of ten for the scales amounts usually have.
 const POW10: [f64; 9] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
 
-const OPTION_KEYS: [&str; 4] = ["as_of", "time_unit", "penalizer", "spend_model"];
+const OPTION_KEYS: [&str; 5] = [
+    "as_of",
+    "time_zone",
+    "time_unit",
+    "penalizer",
+    "spend_model",
+];
 
 /// The state plus what the glue needs around it: the raw options (compared on every row
 /// and when partial states are combined), the local-day cache, the newest purchase (for
@@ -33,6 +39,8 @@ pub struct ClvState {
     as_of_given: bool,
     /// Whether the amount argument is `numeric` (else `double precision`).
     numeric_amounts: bool,
+    /// The time zone of the purchase days (the option `time_zone`; null: the session's).
+    zone: *mut pg_sys::pg_tz,
 }
 
 fn local_day(ts: i64) -> i32 {
@@ -49,6 +57,13 @@ fn parse_options(options: &Value) -> (ClvConfig, bool) {
             "options must be a JSON object, got {options}"
         ))),
     };
+    // the purchase days and a bare-date as_of in the option's time zone (SPEC §2)
+    let zone = crate::analyze::option_zone(obj);
+    crate::analyze::in_zone(zone, || parse_options_in_zone(obj))
+}
+
+/// [`parse_options`] in the time zone of the options.
+fn parse_options_in_zone(obj: &serde_json::Map<String, Value>) -> (ClvConfig, bool) {
     for k in obj.keys() {
         if !OPTION_KEYS.contains(&k.as_str()) {
             raise(
@@ -156,6 +171,9 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             let amount_type = pg_sys::get_fn_expr_argtype(flinfo, 3);
             let json = options.map_or(Value::Object(Default::default()), |d| jsonb_value(d));
             let (config, as_of_given) = parse_options(&json);
+            let zone = json
+                .as_object()
+                .map_or(std::ptr::null_mut(), crate::analyze::option_zone);
             let mut summary = Summary::new(config, key_type == pg_sys::TEXTOID);
             summary.max_customers = max_customers();
             let s = ClvState {
@@ -165,6 +183,7 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 newest: i64::MIN,
                 as_of_given,
                 numeric_amounts: amount_type == pg_sys::NUMERICOID,
+                zone,
             };
             let ptr = PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
             state = Internal::from(Some(pg_sys::Datum::from(ptr)));
@@ -200,7 +219,11 @@ fn clv_sfunc(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
         if ts > s.summary.config.as_of || amount < 0.0 {
             return state;
         }
-        let day = s.days.day_of(ts, local_midnight).or_raise();
+        let zone = s.zone;
+        let day = s
+            .days
+            .day_of(ts, |d| crate::analyze::in_zone(zone, || local_midnight(d)))
+            .or_raise();
         let text_key;
         let key = if s.summary.text_keys() {
             crate::analyze::check_key_size(key);
@@ -245,6 +268,8 @@ fn clv_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                     newest: other.newest,
                     as_of_given: other.as_of_given,
                     numeric_amounts: other.numeric_amounts,
+                    // a combined state takes no rows: its zone is never read
+                    zone: std::ptr::null_mut(),
                 };
                 let ptr =
                     PgMemoryContexts::For(aggregate_context(fcinfo)).leak_and_drop_on_delete(s);
@@ -297,8 +322,9 @@ fn clv_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
             days: LocalDays::new(),
             newest,
             as_of_given: given,
-            // only the transition function reads it, and it never sees this state
+            // only the transition function reads these, and it never sees this state
             numeric_amounts: false,
+            zone: std::ptr::null_mut(),
         })
     }
 }
