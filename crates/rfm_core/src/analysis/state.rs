@@ -843,6 +843,7 @@ impl State {
         if self.seen(ts) || !self.in_window(ts) {
             return Ok(());
         }
+        let amount = numeric::trim_scale(amount);
         let scale = match self.money {
             MoneyKind::Exact { scale } => scale,
             MoneyKind::Float => return Err(RfmError::invalid("mixed amount types")),
@@ -930,6 +931,7 @@ impl State {
             MoneyKind::Exact { scale } => scale,
             MoneyKind::Float => return Err(RfmError::invalid("mixed amount types")),
         };
+        let amount = numeric::trim_scale(amount);
         if amount.scale > scale {
             // pending units are at the old scale: add them first
             self.flush()?;
