@@ -22,11 +22,39 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
     }
 }
 
+/// A message as PostgreSQL can show it. PostgreSQL takes message bytes in the server
+/// encoding, and pgrx hands it Rust (UTF-8) strings: in a database of another encoding
+/// (LATIN1, say) a non-ASCII character would reach the client as two wrong ones ("stÃ¤ndard").
+/// There every non-ASCII character is written as its code point (`st\u00E4ndard`), which
+/// reads the same in any encoding; UTF-8 and SQL_ASCII databases get the text as it is.
+fn shown_in_server_encoding(text: String) -> String {
+    // SAFETY: reads the database encoding
+    let encoding = unsafe { pgrx::pg_sys::GetDatabaseEncoding() };
+    let plain = encoding == pgrx::pg_sys::pg_enc::PG_UTF8 as i32
+        || encoding == pgrx::pg_sys::pg_enc::PG_SQL_ASCII as i32;
+    if plain || text.is_ascii() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c as u32 {
+            0..=0x7F => out.push(c),
+            u @ 0x80..=0xFFFF => out.push_str(&format!("\\u{u:04X}")),
+            u => out.push_str(&format!("\\U{u:08X}")),
+        }
+    }
+    out
+}
+
 /// Raises `e` as an ERROR with its SQLSTATE, message and hint. Never returns.
 pub fn raise(e: RfmError) -> ! {
-    let mut report = ErrorReport::new(sqlstate(e.kind), e.message, "rfm_segmentation");
+    let mut report = ErrorReport::new(
+        sqlstate(e.kind),
+        shown_in_server_encoding(e.message),
+        "rfm_segmentation",
+    );
     if let Some(hint) = e.hint {
-        report = report.set_hint(hint);
+        report = report.set_hint(shown_in_server_encoding(hint));
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("an ERROR report does not return")

@@ -92,6 +92,9 @@ eq "rfm.abc_tier with non-ASCII names" \
   "Mittel|Größte"
 eq "rfm.segment with a non-ASCII scheme name is an unknown scheme (42704)" \
   "SELECT left(t.error_of(\$\$SELECT rfm.segment(1, 1, 1, 'größte')\$\$), 5)" "42704"
+eq "a message quoting non-ASCII text is not garbled: its characters are written as code points" \
+  "SELECT t.error_of(\$\$SELECT rfm.segment(1, 1, 1, 'ständard')\$\$)" \
+  '42704: segment scheme "st\u00E4ndard" does not exist'
 eq "a non-ASCII as_of is a named option error (22023)" \
   "SELECT left(t.error_of(\$\$SELECT rfm.check_options('{\"as_of\": \"bald ½ später\"}')\$\$), 26)" \
   '22023: option "as_of" is n'
