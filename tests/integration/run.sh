@@ -161,6 +161,16 @@ cq "SELECT rfm.drop_segmentation('cron_owned')" >/dev/null
 check "rfm.drop_segmentation leaves another role's job of the segmentation's job name alone" $?
 q "SELECT cron.unschedule($own), cron.unschedule($own2)" >/dev/null
 
+# waits (at most 20 s) until another session is inside its pg_sleep(3), holding what it
+# took before it: the races below start their second session only then
+wait_for_sleeper() {
+  for _ in $(seq 1 100); do
+    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(3)'")" -gt 0 ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
 # the source is bound by OID: a refresh that waits for a rename (and another table taking
 # the old name) reads the renamed table, not the new one (before: it read the new table and
 # history recorded every customer as having left)
@@ -171,7 +181,7 @@ q "SELECT rfm.refresh('race')" >/dev/null
   -c "CREATE TABLE it_race AS SELECT customer_id + 1000000 AS customer_id, ordered_at, amount FROM it_tx WHERE customer_id <= 50" \
   -c "SELECT pg_sleep(3)" -c "COMMIT" >"$work/race.out" 2>&1) &
 renamer=$!
-sleep 1
+wait_for_sleeper
 q "SELECT rfm.refresh('race')" >/dev/null 2>"$work/race_refresh.err"
 race_rc=$?
 wait "$renamer"
@@ -187,7 +197,7 @@ q "SELECT rfm.create_scheme('it_race_rules', '{\"segments\": [{\"name\": \"Big\"
   -c "SELECT rfm.create_segmentation('race_rules', 'it_tx', 'customer_id', 'ordered_at', 'amount', '{\"scheme\": \"it_race_rules\"}')" \
   -c "SELECT pg_sleep(3)" -c "COMMIT" >"$work/scheme_race.out" 2>&1) &
 definer=$!
-sleep 1
+wait_for_sleeper
 drop_err=$(q "SELECT rfm.drop_scheme('it_race_rules')" 2>&1)
 replace_err=$(q "SELECT rfm.create_scheme('it_race_rules', '{\"segments\": [{\"name\": \"Huge\", \"when\": {\"monetary\": {\">=\": 5000}}}], \"default\": \"Small\"}', replace => true)" 2>&1)
 wait "$definer"
@@ -198,7 +208,7 @@ check "drop_scheme and create_scheme(replace) wait for an uncommitted segmentati
 (psql_ -d "$DB" -c "BEGIN" -c "SELECT rfm.drop_segmentation('race_rules')" -c "SELECT rfm.drop_scheme('it_race_rules')" \
   -c "SELECT pg_sleep(3)" -c "COMMIT" >"$work/scheme_race2.out" 2>&1) &
 dropper=$!
-sleep 1
+wait_for_sleeper
 use_err=$(q "SELECT rfm.create_segmentation('race_rules2', 'it_tx', 'customer_id', 'ordered_at', 'amount', '{\"scheme\": \"it_race_rules\"}')" 2>&1)
 wait "$dropper"
 echo "$use_err" | grep -q 'segment scheme "it_race_rules" does not exist' \
