@@ -107,6 +107,23 @@ BEGIN
 END
 $$;
 
+-- The definition of a segmentation locked FOR UPDATE (one change or refresh at a time), as
+-- it is once locked; 42704 when it was dropped meanwhile.
+CREATE FUNCTION _lock_definition(id integer, name text) RETURNS segmentations
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s rfm.segmentations;
+BEGIN
+    SELECT * INTO s FROM rfm.segmentations x WHERE x.id = _lock_definition.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('segmentation %s does not exist', rfm._shown(_lock_definition.name)),
+            HINT = 'It was dropped while this call waited for it.';
+    END IF;
+    RETURN s;
+END
+$$;
+
 -- Whether a role may manage (alter, drop, refresh, override, share) a segmentation: its
 -- owner, a member of the owner's role, or a superuser.
 CREATE FUNCTION _may_manage(caller oid, s segmentations) RETURNS boolean
@@ -519,6 +536,9 @@ DECLARE
     source_changed boolean;
 BEGIN
     PERFORM rfm._require_manager(caller, s, 'alter_segmentation');
+    -- one change of a definition at a time, and not while it is being refreshed: the
+    -- definition as it is once locked (a concurrent change committed meanwhile included)
+    s := rfm._lock_definition(s.id, s.name);
     source_changed := (source IS NOT NULL AND source IS DISTINCT FROM s.source)
         OR (customer_column IS NOT NULL AND customer_column IS DISTINCT FROM s.customer_column)
         OR (time_column IS NOT NULL AND time_column IS DISTINCT FROM s.time_column)
@@ -534,8 +554,6 @@ BEGIN
     s.customer_column := coalesce(customer_column, s.customer_column);
     s.time_column := coalesce(time_column, s.time_column);
     s.amount_column := coalesce(amount_column, s.amount_column);
-    -- one change of a definition at a time; and not while it is being refreshed
-    PERFORM 1 FROM rfm.segmentations x WHERE x.id = s.id FOR UPDATE;
     PERFORM rfm._lock_scheme(s.kind, s.options);
     -- the source is checked only when it changes, so that a segmentation whose source was
     -- dropped (or whose owner lost the right to read it) can still be changed or deactivated
@@ -580,7 +598,7 @@ DECLARE
     s rfm.segmentations := rfm._definition(name, 'drop_segmentation');
 BEGIN
     PERFORM rfm._require_manager(caller, s, 'drop_segmentation');
-    SELECT * INTO STRICT s FROM rfm.segmentations WHERE id = s.id FOR UPDATE;
+    s := rfm._lock_definition(s.id, s.name);
     PERFORM rfm._unschedule(s);
     DELETE FROM rfm.history WHERE segmentation_id = s.id;
     DELETE FROM rfm.segmentations WHERE id = s.id;

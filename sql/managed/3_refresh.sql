@@ -69,7 +69,8 @@ DECLARE
     started timestamptz := clock_timestamp();
 BEGIN
     -- one refresh of a segmentation at a time: the second waits for the first to commit
-    SELECT * INTO STRICT s FROM rfm.segmentations x WHERE x.id = _refresh.segmentation_id FOR UPDATE;
+    s := rfm._lock_definition(_refresh.segmentation_id,
+                              (SELECT x.name FROM rfm.segmentations x WHERE x.id = _refresh.segmentation_id));
     IF s.mode = 'static' AND NOT force AND EXISTS (SELECT 1 FROM rfm.runs r WHERE r.segmentation_id = s.id) THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('segmentation "%s" is static and was already computed', s.name),

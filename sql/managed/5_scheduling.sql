@@ -76,7 +76,7 @@ DECLARE
 BEGIN
     PERFORM rfm._not_null(schedule, 'schedule', 'schedule_refresh');
     PERFORM rfm._require_manager(caller, s, 'schedule_refresh');
-    SELECT * INTO STRICT s FROM rfm.segmentations x WHERE x.id = s.id FOR UPDATE;
+    s := rfm._lock_definition(s.id, s.name);
     PERFORM rfm._unschedule(s);
     -- pg_cron replaces a job of the same name and user: refuse rather than take over a job
     -- this function did not create
@@ -109,7 +109,7 @@ DECLARE
 BEGIN
     PERFORM rfm._require_manager(caller, s, 'unschedule_refresh');
     PERFORM rfm._cron_schema();
-    SELECT * INTO STRICT s FROM rfm.segmentations x WHERE x.id = s.id FOR UPDATE;
+    s := rfm._lock_definition(s.id, s.name);
     RETURN rfm._unschedule(s);
 END
 $$;

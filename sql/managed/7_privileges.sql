@@ -34,6 +34,7 @@ REVOKE EXECUTE ON FUNCTION
     _changes(analysis, text, text, analysis, text, text),
     _not_null(anyelement, text, text),
     _definition(text, text),
+    _lock_definition(integer, text),
     _may_manage(oid, segmentations),
     _require_manager(oid, segmentations, text),
     _column_cast(regclass, name, text),
