@@ -149,7 +149,9 @@ pub(crate) fn option_zone(obj: &serde_json::Map<String, Value>) -> *mut pg_sys::
             // SAFETY: pg_tzset reads a NUL-terminated name and returns a zone PostgreSQL
             // keeps for the life of the process, or NULL
             let zone = unsafe { pg_sys::pg_tzset(c.as_ptr()) };
-            if zone.is_null() {
+            // what the TimeZone setting accepts too (no leap-second zones), so that a managed
+            // segmentation can refresh in any zone this accepts
+            if zone.is_null() || !unsafe { pg_sys::pg_tz_acceptable(zone) } {
                 raise(unknown());
             }
             zone

@@ -34,22 +34,11 @@ BEGIN
 END
 $$;
 
--- A time zone name PostgreSQL knows, or 22023 naming the option.
+-- A time zone, checked as rfm.analyze checks its option time_zone (one checker; a zone it
+-- accepts is one the TimeZone setting of the guarded read accepts), or 22023 naming it.
 CREATE FUNCTION _check_time_zone(time_zone jsonb) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF jsonb_typeof(time_zone) IS DISTINCT FROM 'string' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('option "time_zone" must be a time zone name, got %s', left(time_zone::text, 40));
-    END IF;
-    BEGIN
-        PERFORM now() AT TIME ZONE (time_zone #>> '{}');
-    EXCEPTION WHEN invalid_parameter_value THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('option "time_zone" is not a time zone PostgreSQL knows: %s', rfm._shown(time_zone #>> '{}')),
-            HINT = 'Use an IANA name such as Europe/Berlin (SELECT name FROM pg_timezone_names lists them).';
-    END;
-END
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT FROM rfm.check_options(pg_catalog.jsonb_build_object('time_zone', time_zone))
 $$;
 
 -- A name (or any text from a caller) as error messages show it: quoted, and cut to its

@@ -63,5 +63,9 @@ SELECT rfm.alter_segmentation('tz_ny', options => '{"as_of": "2025-12-30"}');
 SELECT options ->> 'time_zone' AS kept FROM rfm.segmentation_catalog WHERE name = 'tz_ny';
 SELECT rfm_test.error_of($$SELECT rfm.create_segmentation('tz_bad', 'tz_tx', 'customer_id', 'ordered_at', 'amount', '{"time_zone": "Mars/Olympus_Mons"}')$$);
 SELECT rfm_test.error_of($$SELECT rfm.alter_segmentation('tz_ny', options => '{"time_zone": 5}')$$);
+-- one checker with rfm.analyze: an abbreviation that AT TIME ZONE knows but the TimeZone
+-- setting does not is refused when the segmentation is defined, not at its first refresh
+SELECT rfm_test.error_of($$SELECT rfm.alter_segmentation('tz_ny', options => '{"time_zone": "PST"}')$$);
+SELECT rfm_test.error_of($$SELECT rfm.check_options('{"time_zone": "PST"}')$$);
 SELECT rfm.drop_segmentation(n) FROM unnest(ARRAY['tz_utc', 'tz_ny', 'tz_tokyo']) n;
 DROP TABLE tz_tx;
