@@ -785,8 +785,18 @@ pub fn init_gucs() {
 /// # Safety
 /// `key` is a text datum.
 pub(crate) unsafe fn check_key_size(key: pg_sys::Datum) {
-    // SAFETY: a text datum (the caller's contract); the raw size needs no detoasting
-    let size = unsafe { pg_sys::toast_raw_datum_size(key) }.saturating_sub(pg_sys::VARHDRSZ);
+    // SAFETY: a text datum (the caller's contract). A key stored inline and uncompressed
+    // (nearly every key) has its size in its header, read without a call into the server on
+    // every row; a compressed or external one asks for its raw size, which needs no
+    // detoasting either.
+    let size = unsafe {
+        let p: *mut pg_sys::varlena = key.cast_mut_ptr();
+        if pgrx::varlena::varatt_is_4b_c(p) || pgrx::varlena::varatt_is_1b_e(p) {
+            pg_sys::toast_raw_datum_size(key).saturating_sub(pg_sys::VARHDRSZ)
+        } else {
+            pgrx::varlena::varsize_any_exhdr(p)
+        }
+    };
     let limit = MAX_KEY_BYTES.get().max(16) as usize;
     if size > limit {
         raise(
