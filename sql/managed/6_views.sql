@@ -306,8 +306,6 @@ $$;
 COMMENT ON FUNCTION segment_performance(text, bigint) IS
     'Revenue per effective segment this month (to the end of as_of), last month, % change, year to date and % of the year to date, as stored by a refresh (the latest with a report, or run_id) of a segmentation with option performance';
 
-COMMENT ON COLUMN segment_performance_latest.position IS 'Display order of the segment in its scheme (1 first)';
-COMMENT ON COLUMN segment_performance_latest.run_id IS 'The refresh that computed the report (rfm.runs)';
 COMMENT ON COLUMN segment_performance_runs.segmentation IS 'Name of the segmentation';
 COMMENT ON COLUMN segment_performance_runs.run_id IS 'The refresh that computed the report (rfm.runs)';
 COMMENT ON COLUMN segment_performance_runs.as_of IS 'The day of the refresh''s as_of: the report runs to the end of it';
@@ -319,15 +317,20 @@ COMMENT ON COLUMN segment_performance_runs.revenue_last_month IS 'Their revenue 
 COMMENT ON COLUMN segment_performance_runs.pct_change IS 'Change from the same days of last month to this month, in percent (0-100 scale, two decimals); NULL when last month''s revenue is not positive';
 COMMENT ON COLUMN segment_performance_runs.revenue_ytd IS 'Their revenue from January 1 to the end of as_of';
 COMMENT ON COLUMN segment_performance_runs.pct_of_total_ytd IS 'Share of the year-to-date revenue of all segments, in percent (two decimals)';
-COMMENT ON COLUMN segment_performance_latest.segmentation IS 'Name of the segmentation';
-COMMENT ON COLUMN segment_performance_latest.as_of IS 'The day of the latest refresh''s as_of: the report runs to the end of it';
-COMMENT ON COLUMN segment_performance_latest.segment IS 'Segment (or ABC tier); every segment of the scheme, in order, empty ones included';
-COMMENT ON COLUMN segment_performance_latest.customers IS 'Customers in the segment when the refresh ran (effective segments)';
-COMMENT ON COLUMN segment_performance_latest.revenue_this_month IS 'Their revenue from the first of as_of''s month to the end of as_of (returns included, two decimals)';
-COMMENT ON COLUMN segment_performance_latest.revenue_last_month IS 'Their revenue in the same days of the month before (the whole month when as_of is the last day of its month; two decimals)';
-COMMENT ON COLUMN segment_performance_latest.pct_change IS 'Change from the same days of last month to this month, in percent (0-100 scale, two decimals); NULL when last month''s revenue is not positive';
-COMMENT ON COLUMN segment_performance_latest.revenue_ytd IS 'Their revenue from January 1 to the end of as_of';
-COMMENT ON COLUMN segment_performance_latest.pct_of_total_ytd IS 'Share of the year-to-date revenue of all segments, in percent (two decimals)';
+-- segment_performance_latest has the columns of segment_performance_runs (it is its latest
+-- run of each segmentation): the same comments
+DO $comments$
+DECLARE
+    col record;
+BEGIN
+    FOR col IN SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS comment
+               FROM pg_catalog.pg_attribute a
+               WHERE a.attrelid = 'rfm.segment_performance_runs'::pg_catalog.regclass AND a.attnum > 0
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN rfm.segment_performance_latest.%I IS %L', col.attname, col.comment);
+    END LOOP;
+END
+$comments$;
 
 -- Every column of every view has a comment (BI tools show them; a catalog test in
 -- tests/pg_regress/sql/privileges.sql fails for a column without one).
