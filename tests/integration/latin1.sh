@@ -47,21 +47,8 @@ FROM t.tx;
 SQL
 
 # from here on a failed condition is counted, not fatal
-set +e
-passed=0
-failed=0
-check() { # check NAME CONDITION-EXIT-STATUS
-  if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "ok   - $1"; else failed=$((failed + 1)); echo "FAIL - $1"; fi
-}
+source tests/integration/checks.sh
 q() { psql_ -d "$DB" -At -c "$1" 2>&1; }
-eq() { # eq NAME QUERY EXPECTED
-  local got
-  got=$(q "$2")
-  [ "$got" = "$3" ]
-  local s=$?
-  [ $s = 0 ] || printf '     query: %s\n     got:      %s\n     expected: %s\n' "$2" "$got" "$3"
-  check "$1" $s
-}
 
 eq "the database is LATIN1" "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()" "LATIN1"
 eq "rfm.customers returns every active key with its exact characters" \

@@ -36,12 +36,7 @@ SELECT rfm.refresh('main');
 SQL
 
 # from here on a failed condition is counted, not fatal
-set +e
-passed=0
-failed=0
-check() { # check NAME CONDITION-EXIT-STATUS
-  if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "ok   - $1"; else failed=$((failed + 1)); echo "FAIL - $1"; fi
-}
+source tests/integration/checks.sh
 q() { psql_ -d "$DB" -At -c "$1"; }
 
 # 1. NOTIFY: a listening session receives one rfm_segment_changed per refresh

@@ -32,21 +32,8 @@ SELECT rfm.analyze(customer, ordered_at, amount, '{"as_of": "2025-12-31 23:59:59
 FROM tx;
 SQL
 
-set +e
-passed=0
-failed=0
-check() {
-  if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "ok   - $1"; else failed=$((failed + 1)); echo "FAIL - $1"; fi
-}
+source tests/integration/checks.sh
 q() { psql_ -d "$DB" -At -c "$1" 2>&1; }
-eq() {
-  local got
-  got=$(q "$2")
-  [ "$got" = "$3" ]
-  local s=$?
-  [ $s = 0 ] || printf '     query: %s\n     got:      %s\n     expected: %s\n' "$2" "$got" "$3"
-  check "$1" $s
-}
 
 eq "the database is SQL_ASCII" "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()" "SQL_ASCII"
 eq "five active customers: keys differing only in bytes that are not UTF-8 stay apart" \
