@@ -3,27 +3,11 @@
 -- converge, and the same model under a serial and a parallel plan.
 SET TimeZone = 'UTC';
 SET max_parallel_workers_per_gather = 0;
--- a simulated shop of 600 customers: Poisson purchases while alive, drop-out after a
--- purchase, rates, drop-out chances and spend from a few classes (seeded, serial plan)
+-- a simulated shop of 600 customers (rfm_test.simulated_shop: Poisson purchases while
+-- alive, drop-out after a purchase; seeded, serial plan)
 SELECT setseed(0.42) AS seeded;
 CREATE TABLE clv_tx AS
-WITH cust AS (
-    SELECT c, (ARRAY[0.02, 0.05, 0.12, 0.3])[1 + floor(random() * 4)::int] AS lambda,
-           (ARRAY[0.05, 0.2, 0.5])[1 + floor(random() * 3)::int] AS p,
-           floor(random() * 330)::int AS start, random() AS u_drop,
-           (ARRAY[8, 20, 35, 90])[1 + floor(random() * 4)::int] AS spend
-    FROM generate_series(1, 600) c),
-ev AS (
-    SELECT cust.*, k,
-           start + sum(CASE WHEN k = 0 THEN 0 ELSE -ln(1 - random()) / lambda END)
-                       OVER (PARTITION BY c ORDER BY k) AS day,
-           random() AS u_amt
-    FROM cust, generate_series(0, 80) k)
-SELECT c AS customer_id,
-       timestamptz '2024-01-01' + day * interval '1 day' AS ordered_at,
-       round((spend * (0.2 + 1.6 * u_amt))::numeric, 2) AS amount
-FROM ev
-WHERE k < 1 + floor(ln(u_drop) / ln(1 - p)) AND day < 366;
+SELECT customer_id::integer AS customer_id, ordered_at, amount FROM rfm_test.simulated_shop(600);
 -- hand-made customers: 9001 orders twice on its first day, on 2024-03-01 (twice, one
 -- order a return) and on the as_of date itself (a bare date is the end of that day), and
 -- once after as_of; 9002 buys once; 9003's repeat purchase is worth 0 (left out of the

@@ -245,25 +245,10 @@ CREATE OPERATOR sec_hostile.= (LEFTARG = float8, RIGHTARG = float8, FUNCTION = s
 CREATE OPERATOR sec_hostile.= (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = sec_hostile.eq_numeric);
 RESET ROLE;
 TRUNCATE sec.trace;
--- a small simulated shop (seeded; the generator of clv.sql), so that the CLV fits converge
+-- a small simulated shop (seeded), so that the CLV fits converge
 SELECT setseed(0.17) AS seeded;
 CREATE TEMP TABLE sec_rows AS
-WITH cust AS (
-    SELECT c, (ARRAY[0.02, 0.05, 0.12, 0.3])[1 + floor(random() * 4)::int] AS lambda,
-           (ARRAY[0.05, 0.2, 0.5])[1 + floor(random() * 3)::int] AS p,
-           floor(random() * 330)::int AS start, random() AS u_drop,
-           (ARRAY[8, 20, 35, 90])[1 + floor(random() * 4)::int] AS spend
-    FROM generate_series(1, 300) c),
-ev AS (
-    SELECT cust.*, k,
-           start + sum(CASE WHEN k = 0 THEN 0 ELSE -ln(1 - random()) / lambda END)
-                       OVER (PARTITION BY c ORDER BY k) AS day,
-           random() AS u_amt
-    FROM cust, generate_series(0, 80) k)
-SELECT c::bigint AS k, 'c' || c AS kt, timestamptz '2024-01-01' + day * interval '1 day' AS t,
-       round((spend * (0.2 + 1.6 * u_amt))::numeric, 2) AS a
-FROM ev
-WHERE k < 1 + floor(ln(u_drop) / ln(1 - p)) AND day < 366;
+SELECT customer_id AS k, 'c' || customer_id AS kt, ordered_at AS t, amount AS a FROM rfm_test.simulated_shop(300);
 SET search_path = sec_hostile, pg_catalog, pg_temp;
 SET client_min_messages = warning;  -- without options as_of is now: a NOTICE names the data's age
 SELECT count(*) AS analyses,

@@ -54,22 +54,7 @@ RESET parallel_setup_cost;
 -- (a simulated shop that buys at random and drops out, as the models assume)
 SELECT setseed(0.17) AS seeded;
 CREATE TEMP TABLE tzo_clv AS
-WITH cust AS (
-    SELECT c, (ARRAY[0.02, 0.05, 0.12, 0.3])[1 + floor(random() * 4)::int] AS lambda,
-           (ARRAY[0.05, 0.2, 0.5])[1 + floor(random() * 3)::int] AS p,
-           floor(random() * 330)::int AS start, random() AS u_drop,
-           (ARRAY[8, 20, 35, 90])[1 + floor(random() * 4)::int] AS spend
-    FROM generate_series(1, 400) c),
-ev AS (
-    SELECT cust.*, k,
-           start + sum(CASE WHEN k = 0 THEN 0 ELSE -ln(1 - random()) / lambda END)
-                       OVER (PARTITION BY c ORDER BY k) AS day,
-           random() AS u_amt
-    FROM cust, generate_series(0, 80) k)
-SELECT c::bigint AS k, timestamptz '2024-01-01' + day * interval '1 day' AS t,
-       round((spend * (0.2 + 1.6 * u_amt))::numeric, 2) AS a
-FROM ev
-WHERE k < 1 + floor(ln(u_drop) / ln(1 - p)) AND day < 366;
+SELECT customer_id AS k, ordered_at AS t, amount AS a FROM rfm_test.simulated_shop(400);
 SET TimeZone = 'UTC';
 SELECT string_agg(parameter || '=' || round(value::numeric, 6), ',' ORDER BY parameter) AS utc_with_option
 FROM rfm.clv_parameters((SELECT rfm.clv_fit(k, t, a,
